@@ -1,0 +1,32 @@
+// Package image is the OS-image model: which media types osimagefs accepts,
+// which role each layer plays (disk, kernel, initramfs, ...), and how the
+// fetched index, manifests and configs become the read-only tree that
+// `osimagefs mount` shows and `osimagefs inspect` prints.
+//
+// It does no I/O. The blobstore package fetches the documents and hands them
+// to Layout as a Source; the fs package serves the resulting Tree. Keeping
+// the rules here, on plain bytes, lets them be tested as tables and fuzzed.
+//
+// Tree rules (also in the README):
+//
+//   - Layer files live in <arch>/<variant>/. The architecture is the index
+//     entry's platform.architecture, else the manifest's "architecture"
+//     annotation, else "unknown". The variant is the manifest's "variant"
+//     annotation, else "default".
+//   - A layer with a known role gets the role's file name (disk.img, kernel,
+//     initramfs, root.squashfs, cmdline, uki.efi, image.iso). A layer of an
+//     unknown type is shown under its org.opencontainers.image.title when that
+//     is a safe file name, else as layer-<first 12 hex digits of its digest>.
+//   - When there is no cmdline layer and the config holds a non-empty
+//     "commandLine", the cmdline file holds that string.
+//   - manifest.json and config.json are the documents byte for byte;
+//     index.json at the top is the index byte for byte (only for an index).
+//   - Names never contain '/', NUL or control characters and are never "."
+//     or "..". A name already taken in its directory gets "-2", "-3", ...
+//     inserted before its extension (disk-2.img), in manifest order; a
+//     directory <arch>/<variant> already taken gets the same suffix on the
+//     variant (virtualization-2), in index order.
+//   - Index entries that are not OS images (signatures, attestations,
+//     container images: no OS config type and no layer with a known role) are
+//     skipped and reported as warnings.
+package image

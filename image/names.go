@@ -1,0 +1,91 @@
+package image
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// maxNameLen is the longest file name most Linux file systems accept.
+const maxNameLen = 255
+
+// SafeName reports whether s can be used as one path element of the tree:
+// valid UTF-8, not empty, not "." or "..", no '/', no NUL or other control
+// character, at most 255 bytes.
+func SafeName(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > maxNameLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r == '/' || r == '\\' || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownLayerName is the name of a layer with no known role: its title when
+// that is safe, else "layer-" and the first 12 hex digits of its digest.
+func unknownLayerName(title string, d digest.Digest) string {
+	if SafeName(title) {
+		return title
+	}
+	hex := d.Encoded()
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	return "layer-" + hex
+}
+
+// safeElement turns a platform or annotation value into one safe path
+// element, replacing what is not allowed; fallback is used when nothing is
+// left.
+func safeElement(s, fallback string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '/' || r == '\\' || r == utf8.RuneError || unicode.IsControl(r) {
+			b.WriteRune('_')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	if len(out) > maxNameLen-8 { // leave room for a collision suffix
+		out = out[:maxNameLen-8]
+		for !utf8.ValidString(out) {
+			out = out[:len(out)-1]
+		}
+	}
+	if out == "" || out == "." || out == ".." {
+		return fallback
+	}
+	return out
+}
+
+// nameSet hands out unique names within one directory.
+type nameSet map[string]bool
+
+// claim returns name, or name with "-2", "-3", ... inserted before its
+// extension if name is already taken, and marks the result as taken.
+func (s nameSet) claim(name string) string {
+	if !s[name] {
+		s[name] = true
+		return name
+	}
+	ext := path.Ext(name)
+	stem := strings.TrimSuffix(name, ext)
+	if stem == "" { // ".hidden": treat the whole name as the stem
+		stem, ext = name, ""
+	}
+	for i := 2; ; i++ {
+		cand := fmt.Sprintf("%s-%d%s", stem, i, ext)
+		if !s[cand] {
+			s[cand] = true
+			return cand
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Fetcher fetches documents. blobstore implements it against a registry;
+// tests implement it with maps.
+type Fetcher interface {
+	// Manifest returns the raw bytes of the manifest or index d and the media
+	// type the registry served it with.
+	Manifest(ctx context.Context, d ocispec.Descriptor) ([]byte, string, error)
+	// Blob returns the whole content of a small blob (a config).
+	Blob(ctx context.Context, d ocispec.Descriptor) ([]byte, error)
+}
+
+// Top is the document a reference resolved to.
+type Top struct {
+	Digest    digest.Digest
+	MediaType string
+	Raw       []byte
+}
+
+// Resolve builds the tree for the document top, fetching the manifests and
+// configs it refers to. platforms, when not empty, keeps only the index
+// entries matching one of them. It fails when nothing in the image is an OS
+// image, naming what it found instead.
+func Resolve(ctx context.Context, f Fetcher, top Top, platforms []Platform) (*Tree, error) {
+	if err := verify(top.Raw, top.Digest); err != nil {
+		return nil, fmt.Errorf("top document: %w", err)
+	}
+	doc, isIndex, err := parseDocument(top.Raw, top.MediaType)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", top.Digest, err)
+	}
+	r := &resolver{f: f, platforms: platforms, dirs: nameSet{"index.json": true}}
+	t := &Tree{Digest: top.Digest, MediaType: firstNonEmpty(doc.MediaType, top.MediaType)}
+	if isIndex {
+		t.Files = append(t.Files, File{Path: "index.json", Role: RoleIndex, MediaType: t.MediaType, Digest: top.Digest, Size: int64(len(top.Raw)), Data: top.Raw})
+		if err := r.index(ctx, doc, nil, 0); err != nil {
+			return nil, err
+		}
+	} else {
+		if len(platforms) > 0 && !anyMatch(platforms, ocispec.Platform{Architecture: doc.Annotations[annotationArchitecture]}) {
+			return nil, fmt.Errorf("%s is a single manifest for architecture %q, which matches none of the requested platforms", top.Digest, firstNonEmpty(doc.Annotations[annotationArchitecture], unknownArchitecture))
+		}
+		desc := ocispec.Descriptor{MediaType: t.MediaType, Digest: top.Digest, Size: int64(len(top.Raw))}
+		ok, err := r.manifest(ctx, desc, doc, top.Raw, nil)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s is not an OS image: %s", top.Digest, describe(doc))
+		}
+	}
+	if r.images == 0 {
+		if len(platforms) > 0 && r.filtered > 0 {
+			return nil, fmt.Errorf("no OS image in %s matches the requested platforms (%d entries filtered out)", top.Digest, r.filtered)
+		}
+		return nil, fmt.Errorf("%s is not an OS image: no index entry is (%s)", top.Digest, strings.Join(r.warnings, "; "))
+	}
+	t.Files = append(t.Files, r.files...)
+	t.Warnings = r.warnings
+	sort.Slice(t.Files, func(i, j int) bool { return t.Files[i].Path < t.Files[j].Path })
+	return t, nil
+}
+
+// resolver carries the state of one Resolve call.
+type resolver struct {
+	f         Fetcher
+	platforms []Platform
+	dirs      nameSet // "<arch>/<variant>" directories handed out
+	files     []File
+	warnings  []string
+	images    int // manifests that made it into the tree
+	filtered  int // index entries dropped by the platform filter
+}
+
+// index walks the entries of an index, following nested indexes up to
+// MaxIndexDepth. inherited is the platform of the entry that led here.
+func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.Platform, depth int) error {
+	if depth >= MaxIndexDepth {
+		return fmt.Errorf("indexes nested more than %d deep", MaxIndexDepth)
+	}
+	for _, e := range doc.Manifests {
+		if e.Platform == nil {
+			e.Platform = inherited
+		}
+		if t := e.Annotations[annotationDockerRefType]; t != "" {
+			r.warnf("skipped %s: a %s, not an OS image", e.Digest, t)
+			continue
+		}
+		if len(r.platforms) > 0 && !IsIndex(e.MediaType) && !anyMatch(r.platforms, platformOrEmpty(e.Platform)) {
+			r.filtered++
+			continue
+		}
+		raw, served, err := r.f.Manifest(ctx, e)
+		if err != nil {
+			return fmt.Errorf("fetch manifest %s: %w", e.Digest, err)
+		}
+		if err := verify(raw, e.Digest); err != nil {
+			return fmt.Errorf("manifest %s: %w", e.Digest, err)
+		}
+		sub, isIndex, err := parseDocument(raw, firstNonEmpty(served, e.MediaType))
+		if err != nil {
+			return fmt.Errorf("parse manifest %s: %w", e.Digest, err)
+		}
+		if isIndex {
+			if err := r.index(ctx, sub, e.Platform, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		ok, err := r.manifest(ctx, e, sub, raw, e.Platform)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			r.warnf("skipped %s: not an OS image (%s)", e.Digest, describe(sub))
+		}
+	}
+	return nil
+}
+
+// manifest adds the files of one manifest. It reports false, adding
+// nothing, when the manifest is not an OS image.
+func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc document, raw []byte, p *ocispec.Platform) (bool, error) {
+	if !isOSImage(doc) {
+		return false, nil
+	}
+	arch := ""
+	osName := ""
+	if p != nil {
+		arch, osName = p.Architecture, p.OS
+	}
+	arch = safeElement(firstNonEmpty(arch, doc.Annotations[annotationArchitecture]), unknownArchitecture)
+	variant := safeElement(firstNonEmpty(doc.Annotations[annotationVariant]), defaultVariant)
+	dir := r.claimDir(arch, variant)
+	platform := strings.TrimPrefix(osName+"/"+arch, "/")
+
+	names := nameSet{}
+	add := func(name string, f File) {
+		f.Path = dir + "/" + names.claim(name)
+		f.Platform = platform
+		r.files = append(r.files, f)
+	}
+	add("manifest.json", File{Role: RoleManifest, MediaType: firstNonEmpty(doc.MediaType, desc.MediaType), Digest: desc.Digest, Size: int64(len(raw)), Data: raw})
+
+	var cfg config
+	if doc.Config != nil {
+		c := *doc.Config
+		if c.Size > MaxDocumentSize {
+			return false, fmt.Errorf("manifest %s: config %s is %d bytes, more than the limit of %d", desc.Digest, c.Digest, c.Size, MaxDocumentSize)
+		}
+		craw, err := r.f.Blob(ctx, c)
+		if err != nil {
+			return false, fmt.Errorf("fetch config %s of manifest %s: %w", c.Digest, desc.Digest, err)
+		}
+		if err := verify(craw, c.Digest); err != nil {
+			return false, fmt.Errorf("config %s of manifest %s: %w", c.Digest, desc.Digest, err)
+		}
+		if int64(len(craw)) != c.Size {
+			return false, fmt.Errorf("config %s of manifest %s: descriptor says %d bytes, registry sent %d", c.Digest, desc.Digest, c.Size, len(craw))
+		}
+		add("config.json", File{Role: RoleConfig, MediaType: c.MediaType, Digest: c.Digest, Size: c.Size, Data: craw})
+		cfg = parseConfig(craw)
+	}
+
+	hasCmdline := false
+	for _, l := range doc.Layers {
+		role := RoleOf(l.MediaType)
+		name := role.FileName()
+		if role == RoleUnknown {
+			name = unknownLayerName(l.Annotations[annotationTitle], l.Digest)
+			r.warnf("%s: layer %s has unknown media type %q, shown as %s", dir, l.Digest, l.MediaType, name)
+		}
+		if role == RoleCmdline {
+			hasCmdline = true
+		}
+		add(name, File{Role: role, MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+	}
+	if !hasCmdline && cfg.CommandLine != "" {
+		add(RoleCmdline.FileName(), File{Role: RoleCmdline, MediaType: "text/plain", Size: int64(len(cfg.CommandLine)), Data: []byte(cfg.CommandLine)})
+	}
+	r.images++
+	return true, nil
+}
+
+// claimDir hands out "<arch>/<variant>", suffixing the variant on a clash.
+func (r *resolver) claimDir(arch, variant string) string {
+	dir := arch + "/" + variant
+	if !r.dirs[dir] {
+		r.dirs[dir] = true
+		return dir
+	}
+	for i := 2; ; i++ {
+		cand := fmt.Sprintf("%s/%s-%d", arch, variant, i)
+		if !r.dirs[cand] {
+			r.dirs[cand] = true
+			r.warnf("two OS images for %s: the second is shown as %s", dir, cand)
+			return cand
+		}
+	}
+}
+
+func (r *resolver) warnf(format string, args ...any) {
+	r.warnings = append(r.warnings, fmt.Sprintf(format, args...))
+}
+
+// isOSImage reports whether a manifest is an OS image: its config or
+// artifact type says so, or at least one layer has a known role.
+func isOSImage(doc document) bool {
+	if doc.Config != nil && IsOSConfig(doc.Config.MediaType) {
+		return true
+	}
+	if IsOSArtifactType(doc.ArtifactType) || IsOSArtifactType(doc.MediaType) {
+		return true
+	}
+	for _, l := range doc.Layers {
+		if RoleOf(l.MediaType) != RoleUnknown {
+			return true
+		}
+	}
+	return false
+}
+
+// describe says what a non-OS manifest is, for error messages.
+func describe(doc document) string {
+	cfg := "none"
+	if doc.Config != nil {
+		cfg = doc.Config.MediaType
+	}
+	types := map[string]bool{}
+	for _, l := range doc.Layers {
+		types[l.MediaType] = true
+	}
+	var ts []string
+	for t := range types {
+		ts = append(ts, t)
+	}
+	sort.Strings(ts)
+	return fmt.Sprintf("config type %s, %d layers of types [%s]", cfg, len(doc.Layers), strings.Join(ts, ", "))
+}
+
+// verify checks that raw is the content named by d.
+func verify(raw []byte, d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("digest %q: %w", d, err)
+	}
+	if got := d.Algorithm().FromBytes(raw); got != d {
+		return fmt.Errorf("content does not match its digest %s (it hashes to %s)", d, got)
+	}
+	return nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
