@@ -13,6 +13,7 @@
 #   .cache/kernel/vmlinuz  -> root/boot/vmlinuz-<version>
 #   .cache/kernel/modules  -> root/lib/modules/<version>
 #   .cache/kernel/version     the kernel release string, e.g. 6.1.0-42-cloud-amd64
+# depmod is run on the unpacked modules, so modules/modules.dep exists.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +24,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--no-kernel) WANT_KERNEL=0 ;;
 	-h | --help)
-		sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -50,7 +51,7 @@ PACKAGES=(
 	qemu-system-x86 # boots the guest (TCG; no KVM here)
 	cpio            # inspecting initramfs archives
 	curl            # talking to the local registry in the demo
-	kmod            # modinfo/depmod for the cloud kernel's modules
+	kmod            # depmod for the cloud kernel's modules.dep
 	xz-utils        # xz -dc for .ko.xz modules
 	zstd            # zstd -dc for .ko.zst modules
 	util-linux      # mount -o loop, losetup
@@ -106,6 +107,10 @@ kernel_package() {
 
 install_kernel() {
 	if [ -e "$KERNEL_DIR/vmlinuz" ]; then
+		if [ ! -e "$KERNEL_DIR/modules/modules.dep" ]; then
+			step "kernel: depmod"
+			depmod -b "$KERNEL_DIR/root" "$(cat "$KERNEL_DIR/version")"
+		fi
 		step "kernel: present ($(cat "$KERNEL_DIR/version" 2>/dev/null || readlink "$KERNEL_DIR/vmlinuz"))"
 		return
 	fi
@@ -144,6 +149,9 @@ install_kernel() {
 		echo "provision: $deb has no lib/modules/$version" >&2
 		exit 1
 	fi
+	# The package's postinst would run depmod; modules.dep lets the initramfs
+	# builder pull in each module's dependencies.
+	depmod -b "$tmp/root" "$version"
 
 	rm -rf "$KERNEL_DIR/root" "$KERNEL_DIR/modules" "$KERNEL_DIR/version"
 	mv "$tmp/root" "$KERNEL_DIR/root"

@@ -1,0 +1,12 @@
+// Package blobstore talks to an OCI registry: it resolves a reference to
+// the image's documents (index, manifests, configs) and reads byte ranges of
+// blobs by digest, with HTTP Range GETs through go-containerregistry's
+// authenticated transport.
+//
+// It knows nothing of chunks, caches or FUSE. Every call takes a context and
+// is safe for concurrent use. Transient failures (connection errors, 5xx,
+// 429, short or stalled bodies, a wrong Content-Range) are retried with
+// exponential backoff and jitter until the context's deadline; errors that
+// retrying cannot fix (not found, unauthorised, range not satisfiable) are
+// returned at once, typed so callers can tell them apart with errors.Is.
+package blobstore

@@ -1,0 +1,128 @@
+package blobstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/osimagefs/osimagefs/image"
+)
+
+// acceptManifests is the Accept header for manifest requests: every index
+// and manifest type an OS image may use.
+var acceptManifests = strings.Join([]string{
+	image.MediaTypeOCIIndex,
+	image.MediaTypeOCIManifest,
+	image.MediaTypeDockerList,
+	image.MediaTypeDockerManifest,
+	image.MediaTypeSeedArtifacts,
+}, ", ")
+
+// Resolve fetches the document the reference names and everything it
+// refers to, and lays out the tree. A tag is resolved once: the tree names
+// the digest it pointed to, and reads use only digests from then on.
+func (s *Store) Resolve(ctx context.Context, platforms []image.Platform) (*image.Tree, error) {
+	raw, mt, dgst, err := s.manifest(ctx, s.ref.Identifier())
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", s.ref, err)
+	}
+	t, err := image.Resolve(ctx, s, image.Top{Digest: dgst, MediaType: mt, Raw: raw}, platforms)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.ref, err)
+	}
+	return t, nil
+}
+
+// Manifest implements image.Fetcher.
+func (s *Store) Manifest(ctx context.Context, d ocispec.Descriptor) ([]byte, string, error) {
+	raw, mt, _, err := s.manifest(ctx, d.Digest.String())
+	return raw, mt, err
+}
+
+// Blob implements image.Fetcher: the whole of a small blob.
+func (s *Store) Blob(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+	if d.Size > image.MaxDocumentSize {
+		return nil, fmt.Errorf("blob %s: %d bytes is too large to fetch whole", d.Digest, d.Size)
+	}
+	var out []byte
+	err := s.retry(ctx, "fetch blob "+d.Digest.String(), func(ctx context.Context) error {
+		resp, err := s.get(ctx, s.blobURL(d.Digest), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := checkStatus(resp, http.StatusOK); err != nil {
+			return err
+		}
+		out, err = readLimited(resp.Body, image.MaxDocumentSize)
+		return err
+	})
+	return out, err
+}
+
+// manifest GETs /v2/<repo>/manifests/<identifier> and returns the body, its
+// Content-Type and its digest (checked against the identifier when that is
+// a digest).
+func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string, digest.Digest, error) {
+	var raw []byte
+	var mt string
+	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", s.repo.Scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), identifier)
+	err := s.retry(ctx, "fetch manifest "+identifier, func(ctx context.Context) error {
+		resp, err := s.get(ctx, url, http.Header{"Accept": {acceptManifests}})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := checkStatus(resp, http.StatusOK); err != nil {
+			return err
+		}
+		mt = resp.Header.Get("Content-Type")
+		raw, err = readLimited(resp.Body, image.MaxDocumentSize)
+		return err
+	})
+	if err != nil {
+		return nil, "", "", err
+	}
+	dgst := digest.FromBytes(raw)
+	if want, err := digest.Parse(identifier); err == nil {
+		dgst = want // image.Resolve verifies the bytes against it
+	}
+	return raw, mt, dgst, nil
+}
+
+func (s *Store) blobURL(d digest.Digest) string {
+	return fmt.Sprintf("%s://%s/v2/%s/blobs/%s", s.repo.Scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), d)
+}
+
+// get sends a GET with extra headers.
+func (s *Store) get(ctx context.Context, url string, h http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return resp, nil
+}
+
+// readLimited reads all of r, failing if it holds more than limit bytes.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: document larger than %d bytes", ErrBadResponse, limit)
+	}
+	return b, nil
+}

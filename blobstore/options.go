@@ -1,0 +1,48 @@
+package blobstore
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// Options configure a Store. The zero value is the documented default:
+// HTTPS with verification, the Docker config keychain, no logging.
+type Options struct {
+	// PlainHTTP talks HTTP instead of HTTPS (as oras' --plain-http does).
+	// Registries on localhost and 127.0.0.1 are reached over HTTP anyway.
+	PlainHTTP bool
+	// Insecure skips TLS certificate verification.
+	Insecure bool
+	// CAFile adds the PEM certificates in this file to the trusted roots.
+	CAFile string
+	// Keychain supplies credentials; nil means authn.DefaultKeychain
+	// (~/.docker/config.json, $DOCKER_CONFIG, credential helpers).
+	Keychain authn.Keychain
+	// Transport is the base HTTP transport; nil means a tuned clone of
+	// http.DefaultTransport. Tests use it to inject faults.
+	Transport http.RoundTripper
+	// Logger receives debug lines about requests; nil is silent. Lines never
+	// contain credentials.
+	Logger *slog.Logger
+	// MaxBackoff caps the wait between retries; 0 means 2 s.
+	MaxBackoff time.Duration
+	// UserAgent is sent with every request; "" means "osimagefs".
+	UserAgent string
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
+func (o Options) maxBackoff() time.Duration {
+	if o.MaxBackoff <= 0 {
+		return 2 * time.Second
+	}
+	return o.MaxBackoff
+}

@@ -1,0 +1,140 @@
+package lazy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/osimagefs/osimagefs/cache"
+)
+
+// RangeReader reads byte ranges of blobs; blobstore.Store is one.
+type RangeReader interface {
+	ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64) (int, error)
+}
+
+// Cache holds chunks; cache.Memory is one.
+type Cache interface {
+	Get(k cache.Key) ([]byte, bool)
+	Add(k cache.Key, b []byte)
+}
+
+// Options configure a Fetcher. Zero values mean the documented defaults.
+type Options struct {
+	// ChunkSize is the unit of fetching and caching; default 1 MiB.
+	ChunkSize int64
+	// Parallel bounds the range requests in flight, over all blobs; default 8.
+	Parallel int
+	// FetchTimeout bounds one shared chunk fetch, retries included; default 60 s.
+	FetchTimeout time.Duration
+	// Logger gets debug lines; nil is silent.
+	Logger *slog.Logger
+	// OnFetch, if set, is called after each chunk fetched from the source
+	// with its byte count (for metrics and tests).
+	OnFetch func(d digest.Digest, bytes int64)
+}
+
+// Fetcher turns blobs into chunked, cached, lazily fetched readers. It is
+// safe for concurrent use; Close cancels the fetches in flight.
+type Fetcher struct {
+	src   RangeReader
+	cache Cache
+	opts  Options
+	log   *slog.Logger
+
+	ctx    context.Context // parent of every shared fetch; cancelled by Close
+	cancel context.CancelFunc
+	group  singleflight.Group
+	slots  chan struct{} // one token per range request in flight
+}
+
+// NewFetcher makes a Fetcher reading from src through c.
+func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
+	if opts.ChunkSize == 0 {
+		opts.ChunkSize = 1 << 20
+	}
+	if opts.ChunkSize < 4096 || opts.ChunkSize > 64<<20 {
+		return nil, fmt.Errorf("chunk size %d: must be between 4 KiB and 64 MiB", opts.ChunkSize)
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 8
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = 60 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, slots: make(chan struct{}, opts.Parallel)}, nil
+}
+
+// Close cancels all fetches in flight; readers waiting on them get errors.
+func (f *Fetcher) Close() { f.cancel() }
+
+// ChunkSize is the chunk size in use.
+func (f *Fetcher) ChunkSize() int64 { return f.opts.ChunkSize }
+
+// Blob returns a reader of the blob d of size bytes.
+func (f *Fetcher) Blob(d digest.Digest, size int64) *Blob {
+	return &Blob{f: f, digest: d, size: size}
+}
+
+// chunk returns chunk i of blob d (of size bytes): from the cache, or
+// fetched once for all concurrent callers. The caller stops waiting when
+// ctx ends; the fetch itself runs on the Fetcher's context.
+func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]byte, error) {
+	k := cache.Key{Digest: d, Index: i}
+	if b, ok := f.cache.Get(k); ok {
+		return b, nil
+	}
+	ch := f.group.DoChan(d.String()+"/"+strconv.FormatInt(i, 10), func() (any, error) {
+		return f.fill(k, size)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for %s: %w", k, ctx.Err())
+	}
+}
+
+// fill fetches one chunk into the cache. It runs once per chunk at a time.
+func (f *Fetcher) fill(k cache.Key, size int64) ([]byte, error) {
+	if b, ok := f.cache.Get(k); ok { // filled while we queued for the flight
+		return b, nil
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.opts.FetchTimeout)
+	defer cancel()
+	select {
+	case f.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fetch %s: wait for a request slot: %w", k, ctx.Err())
+	}
+	defer func() { <-f.slots }()
+
+	off, n := chunkRange(k.Index, size, f.opts.ChunkSize)
+	if n <= 0 {
+		return nil, fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", k, size)
+	}
+	buf := make([]byte, n)
+	start := time.Now()
+	if _, err := f.src.ReadAt(ctx, k.Digest, buf, off); err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", k, err)
+	}
+	f.log.Debug("fetched chunk", "digest", k.Digest, "chunk", k.Index, "bytes", n, "took", time.Since(start))
+	if f.opts.OnFetch != nil {
+		f.opts.OnFetch(k.Digest, n)
+	}
+	f.cache.Add(k, buf)
+	return buf, nil
+}
