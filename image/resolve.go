@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
+
+// ErrNotOSImage is returned (wrapped) when a reference holds no OS image.
+var ErrNotOSImage = errors.New("is not an OS image")
 
 // Fetcher fetches documents. blobstore implements it against a registry;
 // tests implement it with maps.
@@ -56,14 +60,14 @@ func Resolve(ctx context.Context, f Fetcher, top Top, platforms []Platform) (*Tr
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s is not an OS image: %s", top.Digest, describe(doc))
+			return nil, fmt.Errorf("%s %w: %s", top.Digest, ErrNotOSImage, describe(doc))
 		}
 	}
 	if r.images == 0 {
 		if len(platforms) > 0 && r.filtered > 0 {
 			return nil, fmt.Errorf("no OS image in %s matches the requested platforms (%d entries filtered out)", top.Digest, r.filtered)
 		}
-		return nil, fmt.Errorf("%s is not an OS image: no index entry is (%s)", top.Digest, strings.Join(r.warnings, "; "))
+		return nil, fmt.Errorf("%s %w: no index entry is one (%s)", top.Digest, ErrNotOSImage, strings.Join(r.warnings, "; "))
 	}
 	t.Files = append(t.Files, r.files...)
 	t.Warnings = r.warnings

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/osimagefs/osimagefs/blobstore"
+	"github.com/osimagefs/osimagefs/image"
+)
+
+// Exit statuses, documented in the root command's help and the README.
+const (
+	exitFailure       = 1
+	exitUsage         = 2
+	exitNotFound      = 3
+	exitDenied        = 4
+	exitUnreachable   = 5
+	exitNotOSImage    = 6
+	exitBadMountpoint = 7
+)
+
+// usageError marks bad flags, arguments or input.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// mountpointError marks a mount point that cannot be used.
+type mountpointError struct{ error }
+
+func (e mountpointError) Unwrap() error { return e.error }
+
+// exitCode maps an error to the process exit status.
+func exitCode(err error) int {
+	var ue usageError
+	var me mountpointError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &me):
+		return exitBadMountpoint
+	case errors.Is(err, image.ErrNotOSImage):
+		return exitNotOSImage
+	case errors.Is(err, blobstore.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, blobstore.ErrUnauthorized):
+		return exitDenied
+	case errors.Is(err, blobstore.ErrUnreachable):
+		return exitUnreachable
+	}
+	return exitFailure
+}
+
+// oneLine keeps an error message on one line for the terminal.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	units "github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/osimagefs/osimagefs/blobstore"
+	"github.com/osimagefs/osimagefs/image"
+)
+
+func newInspectCmd(g *globalFlags) *cobra.Command {
+	var rf remoteFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "inspect [flags] REFERENCE",
+		Short: "Print the tree that mount would show, without mounting",
+		Long: `inspect resolves REFERENCE (a tag or a digest) and prints every file the
+mount would show: path, role, size, media type and digest. Only the index,
+manifests and configs are fetched.`,
+		Example: `  osimagefs inspect localhost:5000/os/gardenlinux:1.0
+  osimagefs inspect --platform linux/arm64 ghcr.io/example/os@sha256:...
+  osimagefs inspect --json registry.example.com/os/debian:13 | jq '.files[].path'`,
+		Args: exactArgs(1, "REFERENCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			platforms, err := rf.parsePlatforms()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			store, err := blobstore.Open(ctx, args[0], rf.storeOptions(log))
+			if err != nil {
+				return err
+			}
+			tree, err := store.Resolve(ctx, platforms)
+			if err != nil {
+				return err
+			}
+			for _, w := range tree.Warnings {
+				log.Warn(w)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), args[0], tree)
+			}
+			return printTable(cmd.OutOrStdout(), args[0], tree)
+		},
+	}
+	rf.register(c.Flags())
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return c
+}
+
+type inspectFile struct {
+	Path      string `json:"path"`
+	Role      string `json:"role"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType"`
+	Digest    string `json:"digest,omitempty"`
+	Platform  string `json:"platform,omitempty"`
+}
+
+type inspectOut struct {
+	Reference string        `json:"reference"`
+	Digest    string        `json:"digest"`
+	MediaType string        `json:"mediaType"`
+	Files     []inspectFile `json:"files"`
+	Warnings  []string      `json:"warnings,omitempty"`
+}
+
+func printJSON(w io.Writer, ref string, t *image.Tree) error {
+	out := inspectOut{Reference: ref, Digest: t.Digest.String(), MediaType: t.MediaType, Warnings: t.Warnings}
+	for _, f := range t.Files {
+		out.Files = append(out.Files, inspectFile{Path: f.Path, Role: string(f.Role), Size: f.Size, MediaType: f.MediaType, Digest: f.Digest.String(), Platform: f.Platform})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func printTable(w io.Writer, ref string, t *image.Tree) error {
+	fmt.Fprintf(w, "%s\n  resolved to %s (%s)\n\n", ref, t.Digest, t.MediaType)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tROLE\tSIZE\tMEDIA TYPE\tDIGEST")
+	for _, f := range t.Files {
+		d := f.Digest.String()
+		if d == "" {
+			d = "(from config)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Path, f.Role, units.BytesSize(float64(f.Size)), f.MediaType, d)
+	}
+	return tw.Flush()
+}
+
+// exactArgs is cobra.ExactArgs with a message naming the arguments.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %s, got %d argument(s) (see --help)", cmd.CommandPath(), names, len(args))}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,16 @@
+// Command osimagefs mounts an operating-system image stored in an OCI
+// registry as a read-only directory tree, fetching layer bytes only when
+// they are read.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "osimagefs:", oneLine(err))
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+
+	"github.com/osimagefs/osimagefs/blobstore"
+	"github.com/osimagefs/osimagefs/cache"
+	osfs "github.com/osimagefs/osimagefs/fs"
+	"github.com/osimagefs/osimagefs/lazy"
+)
+
+// mountFlags are the flags of the mount command.
+type mountFlags struct {
+	remote      remoteFlags
+	chunkSize   sizeFlag
+	memoryCache sizeFlag
+	parallel    int
+	readTimeout time.Duration
+	allowOther  bool
+	fuseDebug   bool
+}
+
+func newMountCmd(g *globalFlags) *cobra.Command {
+	f := &mountFlags{chunkSize: 1 << 20, memoryCache: 256 << 20}
+	c := &cobra.Command{
+		Use:   "mount [flags] REFERENCE MOUNTPOINT",
+		Short: "Mount an OS image read-only and serve it until unmounted",
+		Long: `mount resolves REFERENCE once (a tag is pinned to the digest it points to
+for the life of the mount), shows the image at MOUNTPOINT and serves it in
+the foreground until the mount point is unmounted (umount MOUNTPOINT) or the
+process gets SIGINT (Ctrl-C) or SIGTERM, which unmount cleanly.
+
+Only the index, manifests and configs are fetched at mount time. Reading a
+layer file fetches the chunks (--chunk-size) that hold the bytes read, once,
+through an in-memory LRU cache (--memory-cache).
+
+Tree: MOUNTPOINT/<arch>/<variant>/{disk.img, kernel, initramfs,
+root.squashfs, cmdline, uki.efi, image.iso, manifest.json, config.json},
+and MOUNTPOINT/index.json when REFERENCE is an index.`,
+		Example: `  # mount, browse, unmount
+  osimagefs mount localhost:5000/os/gardenlinux:1.0 /mnt/os &
+  ls -lR /mnt/os
+  dd if=/mnt/os/amd64/virtualization/disk.img bs=4k skip=100000 count=1 | xxd | head
+  umount /mnt/os
+
+  # only the arm64 image, with a larger memory cache, visible to all users
+  osimagefs mount --platform linux/arm64 --memory-cache 1GiB --allow-other \
+      registry.example.com/os/debian@sha256:... /srv/os`,
+		Args: exactArgs(2, "REFERENCE and MOUNTPOINT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMount(cmd.Context(), g, f, args[0], args[1])
+		},
+	}
+	fl := c.Flags()
+	f.remote.register(fl)
+	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB")
+	fl.Var(&f.memoryCache, "memory-cache", "bytes of chunks kept in memory (LRU)")
+	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry")
+	fl.DurationVar(&f.readTimeout, "read-timeout", 60*time.Second, "a read that cannot be served in this time fails with EIO")
+	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	fl.BoolVar(&f.fuseDebug, "fuse-debug", false, "log every FUSE request (very verbose)")
+	return c
+}
+
+func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir string) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	platforms, err := f.remote.parsePlatforms()
+	if err != nil {
+		return err
+	}
+	if f.parallel < 1 {
+		return usageError{fmt.Errorf("--parallel %d: must be at least 1", f.parallel)}
+	}
+	if f.readTimeout <= 0 {
+		return usageError{fmt.Errorf("--read-timeout %s: must be positive", f.readTimeout)}
+	}
+	dir, err = checkMountpoint(dir, log)
+	if err != nil {
+		return err
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	store, err := blobstore.Open(rctx, ref, f.remote.storeOptions(log))
+	if err != nil {
+		return err
+	}
+	tree, err := store.Resolve(rctx, platforms)
+	if err != nil {
+		return err
+	}
+	for _, w := range tree.Warnings {
+		log.Warn(w)
+	}
+
+	mem, err := cache.NewMemory(int64(f.memoryCache), int64(f.chunkSize))
+	if err != nil {
+		return usageError{err}
+	}
+	fetcher, err := lazy.NewFetcher(store, mem, lazy.Options{
+		ChunkSize:    int64(f.chunkSize),
+		Parallel:     f.parallel,
+		FetchTimeout: f.readTimeout,
+		Logger:       log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	defer fetcher.Close()
+
+	root := osfs.NewRoot(tree, func(d digest.Digest, size int64) osfs.BlobReader {
+		return timeoutReader{fetcher.Blob(d, size), f.readTimeout}
+	}, log)
+	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: "osimagefs:" + store.Reference().Context().String()})
+	if err != nil {
+		return mountpointError{err}
+	}
+	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("unmounting", "signal", s.String(), "mountpoint", dir)
+			unmount(srv, dir, log)
+		case <-done:
+		}
+	}()
+	srv.Wait()
+	close(done)
+	log.Info("unmounted", "mountpoint", dir)
+	return nil
+}
+
+// timeoutReader bounds every read by the read timeout, so a reader never
+// waits forever whatever the network does.
+type timeoutReader struct {
+	b       *lazy.Blob
+	timeout time.Duration
+}
+
+func (t timeoutReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	return t.b.ReadAt(ctx, p, off)
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// checkMountpoint returns the absolute mount point if it can be used: it
+// exists, is a directory, and nothing is mounted there. A dead FUSE mount
+// left by a killed daemon ("transport endpoint is not connected") is
+// cleared, with a message saying so.
+func checkMountpoint(dir string, log *slog.Logger) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", mountpointError{fmt.Errorf("mount point %s: %w", dir, err)}
+	}
+	st, err := os.Stat(abs)
+	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
+		if uerr := syscall.Unmount(abs, syscall.MNT_DETACH); uerr != nil {
+			return "", mountpointError{fmt.Errorf("mount point %s holds a dead FUSE mount that could not be cleared: %w", abs, uerr)}
+		}
+		log.Warn("cleared a dead mount left by a daemon that did not exit cleanly", "mountpoint", abs)
+		st, err = os.Stat(abs)
+	}
+	if err != nil {
+		return "", mountpointError{fmt.Errorf("mount point %s: %w", abs, err)}
+	}
+	if !st.IsDir() {
+		return "", mountpointError{fmt.Errorf("mount point %s is not a directory", abs)}
+	}
+	if src, ok := mountedAt(abs); ok {
+		return "", mountpointError{fmt.Errorf("mount point %s is already mounted (%s); unmount it first", abs, src)}
+	}
+	return abs, nil
+}
+
+// mountedAt reports whether something is mounted exactly at dir, and what.
+func mountedAt(dir string) (string, bool) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options ... - fstype source superopts
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 || unescapeMountinfo(fields[4]) != dir {
+			continue
+		}
+		what := "unknown file system"
+		for i, fl := range fields {
+			if fl == "-" && i+2 < len(fields) {
+				what = fields[i+1] + " " + fields[i+2]
+			}
+		}
+		return what, true
+	}
+	return "", false
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for space) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// unmount stops the server. If the mount is busy it retries briefly, then
+// detaches it (lazy unmount) so the daemon can still exit.
+func unmount(srv *fuse.Server, dir string, log *slog.Logger) {
+	var err error
+	for i := 0; i < 5; i++ {
+		if err = srv.Unmount(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	log.Warn("mount point busy, detaching it", "mountpoint", dir, "err", err)
+	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+		log.Error("detach failed", "mountpoint", dir, "err", err)
+	}
+}

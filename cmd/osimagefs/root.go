@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// globalFlags are shared by every command.
+type globalFlags struct {
+	logLevel string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "osimagefs",
+		Short: "Mount an OS image from an OCI registry as a lazy, read-only file tree",
+		Long: `osimagefs shows an operating-system image stored in an OCI registry
+(disk image, kernel, initramfs, squashfs, cmdline, UKI, ISO) as plain files,
+and fetches the bytes of a file only when something reads them.
+
+A hypervisor can boot straight from the mounted kernel and disk.img, an
+engineer can ls, cat and loop-mount, and nobody waits for gigabytes first.
+
+Credentials come from the Docker config (~/.docker/config.json,
+$DOCKER_CONFIG, credential helpers); without them access is anonymous.
+
+Exit status: 0 success, 1 other failure, 2 bad usage or input,
+3 reference not found, 4 access denied, 5 registry unreachable,
+6 not an OS image, 7 mount point unusable.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr)")
+	root.AddCommand(newMountCmd(g), newInspectCmd(g))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
+	})
+	return root
+}
+
+// logger builds the stderr handler for the chosen level.
+func (g *globalFlags) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(strings.ToLower(g.logLevel))); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+}

@@ -1,0 +1,61 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/osimagefs/osimagefs/image"
+)
+
+// fileNode is one file of the tree: a lazily read layer (blob != nil) or a
+// document held in memory.
+type fileNode struct {
+	gofs.Inode
+	root *Root
+	file image.File
+	blob BlobReader
+}
+
+var (
+	_ gofs.NodeGetattrer = (*fileNode)(nil)
+	_ gofs.NodeOpener    = (*fileNode)(nil)
+	_ gofs.NodeReader    = (*fileNode)(nil)
+)
+
+func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFREG | 0o444
+	out.Size = uint64(n.file.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 1 << 20
+	out.SetTimes(nil, &n.root.mtime, &n.root.mtime)
+	return 0
+}
+
+// Open refuses writing; the content never changes, so the kernel may keep
+// its cached pages across opens.
+func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	return nil, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if n.blob == nil {
+		data := n.file.Data
+		if off >= int64(len(data)) {
+			return fuse.ReadResultData(nil), 0
+		}
+		return fuse.ReadResultData(data[off:min(int64(len(data)), off+int64(len(dest)))]), 0
+	}
+	got, err := n.blob.ReadAt(ctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, n.root.errno(ctx, "read", n.file, off, err)
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}

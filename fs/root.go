@@ -1,0 +1,105 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/osimagefs/osimagefs/image"
+)
+
+// BlobReader reads a layer's bytes; lazy.Blob is one.
+type BlobReader interface {
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+}
+
+// OpenBlob returns the reader for blob d of size bytes.
+type OpenBlob func(d digest.Digest, size int64) BlobReader
+
+// Root is the root directory of a mounted image.
+type Root struct {
+	gofs.Inode
+	tree  *image.Tree
+	open  OpenBlob
+	log   *slog.Logger
+	mtime time.Time
+}
+
+var (
+	_ gofs.NodeOnAdder   = (*Root)(nil)
+	_ gofs.NodeGetattrer = (*Root)(nil)
+	_ gofs.NodeStatfser  = (*Root)(nil)
+)
+
+// NewRoot makes the root of a tree whose layers are read through open.
+// log may be nil (silent).
+func NewRoot(tree *image.Tree, open OpenBlob, log *slog.Logger) *Root {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Root{tree: tree, open: open, log: log, mtime: time.Now()}
+}
+
+// OnAdd builds the whole tree once, with persistent inodes.
+func (r *Root) OnAdd(ctx context.Context) {
+	dirs := map[string]*gofs.Inode{"": &r.Inode}
+	var mkdir func(p string) *gofs.Inode
+	mkdir = func(p string) *gofs.Inode {
+		if in, ok := dirs[p]; ok {
+			return in
+		}
+		parent := mkdir(parentDir(p))
+		in := parent.NewPersistentInode(ctx, &dirNode{root: r}, gofs.StableAttr{Mode: syscall.S_IFDIR})
+		parent.AddChild(path.Base(p), in, false)
+		dirs[p] = in
+		return in
+	}
+	for _, f := range r.tree.Files {
+		node := &fileNode{root: r, file: f}
+		if f.Lazy() {
+			node.blob = r.open(f.Digest, f.Size)
+		}
+		parent := mkdir(parentDir(f.Path))
+		parent.AddChild(path.Base(f.Path), parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFREG}), false)
+	}
+}
+
+// Getattr describes the root directory.
+func (r *Root) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	r.dirAttr(&out.Attr)
+	return 0
+}
+
+// Statfs reports the tree's total size, so df shows something true.
+func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	const bsize = 4096
+	var total uint64
+	for _, f := range r.tree.Files {
+		total += uint64(f.Size+bsize-1) / bsize
+	}
+	out.Bsize, out.Frsize, out.Blocks = bsize, bsize, total
+	out.Files = uint64(len(r.tree.Files))
+	out.NameLen = 255
+	return 0
+}
+
+func (r *Root) dirAttr(a *fuse.Attr) {
+	a.Mode = syscall.S_IFDIR | 0o555
+	a.SetTimes(nil, &r.mtime, &r.mtime)
+}
+
+// parentDir is path.Dir with "" for the top.
+func parentDir(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
