@@ -1,0 +1,39 @@
+# osimagefs: the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/osimagefs
+
+.PHONY: all build provision test unit e2e fuzz demo bench vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/osimagefs
+
+# Installs the Debian packages and the cloud kernel the tests and demo use
+# (idempotent, quick when everything is present).
+provision:
+	scripts/provision.sh
+
+vet:
+	$(GO) vet ./...
+
+# Everything: unit tests under -race, then the end-to-end tests against a
+# real registry, real FUSE mounts and real QEMU.
+test: provision build vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+unit:
+	$(GO) test -race -count=1 -short ./...
+
+e2e: provision build
+	$(GO) test -count=1 -v -timeout 20m ./test/...
+
+demo: provision build
+	scripts/demo.sh
+
+bench: provision build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin
