@@ -69,11 +69,21 @@ missing_packages() {
 	done
 }
 
+# quiet runs a command, showing its output only when it fails.
+quiet() {
+	local out
+	if ! out="$("$@" 2>&1)"; then
+		echo "$out" >&2
+		echo "provision: failed: $*" >&2
+		return 1
+	fi
+}
+
 APT_UPDATED=0
 apt_update() {
 	if [ "$APT_UPDATED" -eq 0 ]; then
 		step "apt-get update"
-		$SUDO apt-get update -qq >/dev/null
+		quiet $SUDO apt-get update
 		APT_UPDATED=1
 	fi
 }
@@ -87,8 +97,8 @@ install_packages() {
 	fi
 	apt_update
 	step "packages: installing ${missing[*]}"
-	$SUDO env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	quiet $SUDO env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends "${missing[@]}"
 	local still
 	mapfile -t still < <(missing_packages)
 	if [ "${#still[@]}" -ne 0 ]; then
@@ -109,7 +119,7 @@ install_kernel() {
 	if [ -e "$KERNEL_DIR/vmlinuz" ]; then
 		if [ ! -e "$KERNEL_DIR/modules/modules.dep" ]; then
 			step "kernel: depmod"
-			depmod -b "$KERNEL_DIR/root" "$(cat "$KERNEL_DIR/version")"
+			quiet depmod -b "$KERNEL_DIR/root" "$(cat "$KERNEL_DIR/version")"
 		fi
 		step "kernel: present ($(cat "$KERNEL_DIR/version" 2>/dev/null || readlink "$KERNEL_DIR/vmlinuz"))"
 		return
@@ -136,22 +146,24 @@ install_kernel() {
 	if ! (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>&1); then
 		apt_update
 		pkg="$(kernel_package)"
-		(cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
+		(cd "$tmp" && quiet apt-get download "$pkg")
 	fi
-	local deb
-	deb="$(ls "$tmp"/*.deb)"
-	dpkg-deb -x "$deb" "$tmp/root"
-
-	local vmlinuz version
-	vmlinuz="$(ls "$tmp"/root/boot/vmlinuz-* | sort -V | tail -n1)"
-	version="${vmlinuz##*/vmlinuz-}"
+	local debs vmlinuzes
+	debs=("$tmp"/*.deb)
+	dpkg-deb -x "${debs[0]}" "$tmp/root"
+	vmlinuzes=("$tmp"/root/boot/vmlinuz-*)
+	if [ ! -f "${vmlinuzes[0]}" ]; then
+		echo "provision: ${debs[0]##*/} has no boot/vmlinuz-*" >&2
+		exit 1
+	fi
+	local version="${vmlinuzes[0]##*/vmlinuz-}"
 	if [ ! -d "$tmp/root/lib/modules/$version" ]; then
-		echo "provision: $deb has no lib/modules/$version" >&2
+		echo "provision: ${debs[0]##*/} has no lib/modules/$version" >&2
 		exit 1
 	fi
 	# The package's postinst would run depmod; modules.dep lets the initramfs
 	# builder pull in each module's dependencies.
-	depmod -b "$tmp/root" "$version"
+	quiet depmod -b "$tmp/root" "$version"
 
 	rm -rf "$KERNEL_DIR/root" "$KERNEL_DIR/modules" "$KERNEL_DIR/version"
 	mv "$tmp/root" "$KERNEL_DIR/root"
