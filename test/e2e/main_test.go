@@ -1,0 +1,52 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// binary is the osimagefs binary under test, built by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "osimagefs-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "osimagefs")
+	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/osimagefs/osimagefs/cmd/osimagefs")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build osimagefs:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireMountable fails (in CI) or skips the test when FUSE mounts cannot
+// be made here.
+func requireMountable(t *testing.T) {
+	t.Helper()
+	reason := ""
+	switch {
+	case os.Geteuid() != 0:
+		reason = "needs root to mount FUSE file systems"
+	default:
+		if _, err := os.Stat("/dev/fuse"); err != nil {
+			reason = "needs /dev/fuse: " + err.Error()
+		}
+	}
+	if reason == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("cannot run in CI: %s", reason)
+	}
+	t.Skipf("skipping: %s", reason)
+}
