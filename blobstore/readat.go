@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,8 +11,10 @@ import (
 )
 
 // ReadAt fills p with the bytes of blob d starting at off, with one HTTP
-// request for "bytes=off-(off+len(p)-1)" (retried while transient). It
-// returns len(p) or an error; the caller keeps the range inside the blob.
+// request for "bytes=off-(off+len(p)-1)" (retried while transient). Like
+// io.ReaderAt it returns len(p) and nil, or fewer bytes and io.EOF when the
+// blob ends inside the range (0 and io.EOF when off is at or past the end),
+// or 0 and an error. The contents of p are undefined on error.
 // A short, oversized or misplaced answer is an ErrBadResponse and nothing
 // of it is returned. A server that ignores Range and answers 200 is read
 // through to the range, streaming, without buffering the blob.
@@ -26,56 +29,80 @@ func (s *Store) ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64
 	}
 	last := off + int64(len(p)) - 1
 	rng := fmt.Sprintf("bytes=%d-%d", off, last)
+	var n int
 	err := s.retry(ctx, fmt.Sprintf("read %s %s", d, rng), func(ctx context.Context) error {
-		return s.readRange(ctx, d, p, off, last, rng)
+		var err error
+		n, err = s.readRange(ctx, d, p, off, last, rng)
+		return err
 	})
+	if errors.Is(err, errPastEnd) {
+		return 0, io.EOF
+	}
 	if err != nil {
 		return 0, err
 	}
-	return len(p), nil
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
-// readRange is one attempt of ReadAt.
-func (s *Store) readRange(ctx context.Context, d digest.Digest, p []byte, off, last int64, rng string) error {
+// errPastEnd is a 416 answer: the range starts at or beyond the blob's end.
+var errPastEnd = errors.New("range starts past the end of the blob")
+
+// readRange is one attempt of ReadAt. It returns how many bytes of p it
+// filled: len(p), or fewer when the blob ends inside the range.
+func (s *Store) readRange(ctx context.Context, d digest.Digest, p []byte, off, last int64, rng string) (int, error) {
 	resp, err := s.get(ctx, s.blobURL(d), http.Header{"Range": {rng}})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
-	if err := checkStatus(resp, http.StatusPartialContent, http.StatusOK); err != nil {
-		return err
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		return 0, errPastEnd
 	}
+	if err := checkStatus(resp, http.StatusPartialContent, http.StatusOK); err != nil {
+		return 0, err
+	}
+	want := int64(len(p))
 	body := io.Reader(resp.Body)
 	if resp.StatusCode == http.StatusOK {
-		// The server ignored Range: skip to off, streaming.
-		if resp.ContentLength >= 0 && resp.ContentLength <= last {
-			return fmt.Errorf("%w: range %s asked, server sent the whole blob of %d bytes", ErrBadResponse, rng, resp.ContentLength)
+		// The server ignored Range: skip to off, streaming, never buffering.
+		if resp.ContentLength >= 0 {
+			if resp.ContentLength <= off {
+				return 0, errPastEnd
+			}
+			want = min(want, resp.ContentLength-off)
 		}
 		if _, err := io.CopyN(io.Discard, body, off); err != nil {
-			return fmt.Errorf("skip to %d of a whole-blob answer: %w", off, unexpectedEOF(err))
+			return 0, fmt.Errorf("skip to %d of a whole-blob answer: %w", off, unexpectedEOF(err))
 		}
+		body = io.LimitReader(body, want)
 	} else {
-		first, l, _, err := parseContentRange(resp.Header.Get("Content-Range"))
+		first, l, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrBadResponse, err)
+			return 0, fmt.Errorf("%w: %w", ErrBadResponse, err)
 		}
-		if first != off || l != last {
-			return fmt.Errorf("%w: asked %s, got Content-Range %q", ErrBadResponse, rng, resp.Header.Get("Content-Range"))
+		// The blob may end inside the range: then the answer stops at its last byte.
+		endsEarly := total >= 0 && l == total-1 && l < last
+		if first != off || (l != last && !endsEarly) {
+			return 0, fmt.Errorf("%w: asked %s, got Content-Range %q", ErrBadResponse, rng, resp.Header.Get("Content-Range"))
 		}
-		if resp.ContentLength >= 0 && resp.ContentLength != int64(len(p)) {
-			return fmt.Errorf("%w: asked %s (%d bytes), Content-Length is %d", ErrBadResponse, rng, len(p), resp.ContentLength)
+		want = l - first + 1
+		if resp.ContentLength >= 0 && resp.ContentLength != want {
+			return 0, fmt.Errorf("%w: asked %s (%d bytes), Content-Length is %d", ErrBadResponse, rng, want, resp.ContentLength)
 		}
 	}
-	if _, err := io.ReadFull(body, p); err != nil {
-		return fmt.Errorf("read body of %s: %w", rng, unexpectedEOF(err))
+	if _, err := io.ReadFull(body, p[:want]); err != nil {
+		return 0, fmt.Errorf("read body of %s: %w", rng, unexpectedEOF(err))
 	}
 	if resp.StatusCode == http.StatusPartialContent {
 		var one [1]byte
 		if n, _ := body.Read(one[:]); n > 0 {
-			return fmt.Errorf("%w: body of %s is longer than the range", ErrBadResponse, rng)
+			return 0, fmt.Errorf("%w: body of %s is longer than the range", ErrBadResponse, rng)
 		}
 	}
-	return nil
+	return int(want), nil
 }
 
 // unexpectedEOF turns a clean EOF in the middle of a body into

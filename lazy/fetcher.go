@@ -2,6 +2,8 @@ package lazy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,6 +14,9 @@ import (
 
 	"github.com/osimagefs/osimagefs/cache"
 )
+
+// ErrBlobSize: a blob is shorter than its descriptor says.
+var ErrBlobSize = errors.New("blob is shorter than its descriptor")
 
 // RangeReader reads byte ranges of blobs; blobstore.Store is one.
 type RangeReader interface {
@@ -128,7 +133,11 @@ func (f *Fetcher) fill(k cache.Key, size int64) ([]byte, error) {
 	}
 	buf := make([]byte, n)
 	start := time.Now()
-	if _, err := f.src.ReadAt(ctx, k.Digest, buf, off); err != nil {
+	got, err := f.src.ReadAt(ctx, k.Digest, buf, off)
+	if int64(got) != n {
+		if err == nil || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("fetch %s: %w: it ends at byte %d, its descriptor says %d bytes", k, ErrBlobSize, off+int64(got), size)
+		}
 		return nil, fmt.Errorf("fetch %s: %w", k, err)
 	}
 	f.log.Debug("fetched chunk", "digest", k.Digest, "chunk", k.Index, "bytes", n, "took", time.Since(start))
