@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/opencontainers/go-digest"
 )
 
 // Memory is an in-memory LRU of chunks, bounded in bytes. It is safe for
@@ -43,3 +44,12 @@ func (m *Memory) Len() int { return m.lru.Len() }
 
 // Capacity is the most chunks the cache holds.
 func (m *Memory) Capacity() int { return m.capacity }
+
+// RemoveBlob drops every chunk of blob d.
+func (m *Memory) RemoveBlob(d digest.Digest) {
+	for _, k := range m.lru.Keys() {
+		if k.Digest == d {
+			m.lru.Remove(k)
+		}
+	}
+}

@@ -42,7 +42,15 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	return nil, fuse.FOPEN_KEEP_CACHE, 0
+	if n.blob == nil {
+		return nil, fuse.FOPEN_KEEP_CACHE, 0
+	}
+	return &handle{ra: newReadahead(n.root.opts.ReadAhead)}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// handle is an open layer file: it tracks the reader's access pattern.
+type handle struct {
+	ra *readahead
 }
 
 func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -52,6 +60,13 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 			return fuse.ReadResultData(nil), 0
 		}
 		return fuse.ReadResultData(data[off:min(int64(len(data)), off+int64(len(dest)))]), 0
+	}
+	if h, ok := fh.(*handle); ok {
+		if pf, ok := n.blob.(Prefetcher); ok {
+			if from, size := h.ra.advance(off, int64(len(dest))); size > 0 {
+				pf.Prefetch(from, size)
+			}
+		}
 	}
 	got, err := n.blob.ReadAt(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {

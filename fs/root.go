@@ -23,11 +23,21 @@ type BlobReader interface {
 // OpenBlob returns the reader for blob d of size bytes.
 type OpenBlob func(d digest.Digest, size int64) BlobReader
 
+// Options configure a Root. The zero value is silent with no read-ahead.
+type Options struct {
+	// Logger gets one line per failed read; nil is silent.
+	Logger *slog.Logger
+	// ReadAhead is the largest window fetched ahead of a sequential reader
+	// of one open file; 0 disables read-ahead.
+	ReadAhead int64
+}
+
 // Root is the root directory of a mounted image.
 type Root struct {
 	gofs.Inode
 	tree  *image.Tree
 	open  OpenBlob
+	opts  Options
 	log   *slog.Logger
 	mtime time.Time
 }
@@ -39,12 +49,12 @@ var (
 )
 
 // NewRoot makes the root of a tree whose layers are read through open.
-// log may be nil (silent).
-func NewRoot(tree *image.Tree, open OpenBlob, log *slog.Logger) *Root {
+func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Root{tree: tree, open: open, log: log, mtime: time.Now()}
+	return &Root{tree: tree, open: open, opts: opts, log: log, mtime: time.Now()}
 }
 
 // OnAdd builds the whole tree once, with persistent inodes.

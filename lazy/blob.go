@@ -7,6 +7,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/osimagefs/osimagefs/cache"
 )
 
 // Blob is one blob read lazily through a Fetcher.
@@ -22,47 +24,35 @@ func (b *Blob) Size() int64 { return b.size }
 // Digest names the blob.
 func (b *Blob) Digest() digest.Digest { return b.digest }
 
-// ReadAt reads len(p) bytes at off, fetching the missing chunks (in
-// parallel when there are several). Like io.ReaderAt it returns io.EOF when
-// fewer than len(p) bytes remain; on any other error n is 0. It is safe for
-// concurrent use.
+// ReadAt reads len(p) bytes at off. Each chunk comes from memory, else
+// straight from its disk cache file into p, else from one shared fetch;
+// the chunks of a read are fetched in parallel. Like io.ReaderAt it
+// returns io.EOF when fewer than len(p) bytes remain; on any other error n
+// is 0. It is safe for concurrent use.
 func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if err := b.f.badErr(b.digest); err != nil {
+		return 0, fmt.Errorf("read %s: %w", b.digest, err)
+	}
 	if off < 0 {
 		return 0, fmt.Errorf("read %s: negative offset %d", b.digest, off)
 	}
-	if off >= b.size || len(p) == 0 {
-		if len(p) == 0 {
-			return 0, nil
-		}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if off >= b.size {
 		return 0, io.EOF
 	}
 	n := min(int64(len(p)), b.size-off)
-	cs := b.f.opts.ChunkSize
-	first, last := span(off, n, cs)
-	copyChunk := func(i int64, c []byte) {
-		cOff := i * cs
-		lo := max(off, cOff)
-		hi := min(off+n, cOff+int64(len(c)))
-		copy(p[lo-off:hi-off], c[lo-cOff:hi-cOff])
-	}
+	first, last := span(off, n, b.f.opts.ChunkSize)
 	if first == last {
-		c, err := b.f.chunk(ctx, b.digest, b.size, first)
-		if err != nil {
+		if err := b.readChunk(ctx, p[:n], off, first); err != nil {
 			return 0, err
 		}
-		copyChunk(first, c)
 	} else {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(b.f.opts.Parallel)
 		for i := first; i <= last; i++ {
-			g.Go(func() error {
-				c, err := b.f.chunk(gctx, b.digest, b.size, i)
-				if err != nil {
-					return err
-				}
-				copyChunk(i, c)
-				return nil
-			})
+			g.Go(func() error { return b.readChunk(gctx, p[:n], off, i) })
 		}
 		if err := g.Wait(); err != nil {
 			return 0, err
@@ -72,4 +62,33 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return int(n), io.EOF
 	}
 	return int(n), nil
+}
+
+// readChunk fills the part of p (which holds the bytes at off) that chunk
+// i covers.
+func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
+	cs := b.f.opts.ChunkSize
+	cOff := i * cs
+	lo := max(off, cOff)
+	hi := min(off+int64(len(p)), cOff+cs)
+	dst := p[lo-off : hi-off]
+	k := cache.Key{Digest: b.digest, Index: i}
+	if c, ok := b.f.cache.Get(k); ok {
+		copy(dst, c[lo-cOff:])
+		return nil
+	}
+	if b.f.opts.Disk != nil {
+		if ok, err := b.f.opts.Disk.ReadAt(k, dst, lo-cOff); err == nil && ok {
+			return nil
+		}
+	}
+	c, err := b.f.chunk(ctx, b.digest, b.size, i)
+	if err != nil {
+		return err
+	}
+	if int64(len(c)) < hi-cOff {
+		return fmt.Errorf("read %s: chunk %d holds %d bytes, want %d", b.digest, i, len(c), hi-cOff)
+	}
+	copy(dst, c[lo-cOff:])
+	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -23,10 +25,21 @@ type RangeReader interface {
 	ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64) (int, error)
 }
 
-// Cache holds chunks; cache.Memory is one.
+// Cache holds chunks in memory; cache.Memory is one.
 type Cache interface {
 	Get(k cache.Key) ([]byte, bool)
 	Add(k cache.Key, b []byte)
+	RemoveBlob(d digest.Digest)
+}
+
+// DiskCache holds chunks persistently and verifies complete blobs;
+// cache.Disk is one.
+type DiskCache interface {
+	ReadAt(k cache.Key, p []byte, off int64) (bool, error)
+	Has(k cache.Key) bool
+	Add(k cache.Key, b []byte) error
+	NeedsVerify(d digest.Digest, chunks int64) bool
+	Verify(ctx context.Context, d digest.Digest, chunks int64) error
 }
 
 // Options configure a Fetcher. Zero values mean the documented defaults.
@@ -39,6 +52,9 @@ type Options struct {
 	FetchTimeout time.Duration
 	// Logger gets debug lines; nil is silent.
 	Logger *slog.Logger
+	// Disk, if set, is the persistent cache behind the memory cache. Blobs
+	// are verified against their digest when they become complete in it.
+	Disk DiskCache
 	// OnFetch, if set, is called after each chunk fetched from the source
 	// with its byte count (for metrics and tests).
 	OnFetch func(d digest.Digest, bytes int64)
@@ -56,6 +72,8 @@ type Fetcher struct {
 	cancel context.CancelFunc
 	group  singleflight.Group
 	slots  chan struct{} // one token per range request in flight
+	bad    sync.Map      // digest.Digest -> error: blobs that failed verification
+	active atomic.Int64  // reads waiting for fetches, for low-priority prefetch
 }
 
 // NewFetcher makes a Fetcher reading from src through c.
@@ -99,9 +117,9 @@ func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]
 	if b, ok := f.cache.Get(k); ok {
 		return b, nil
 	}
-	ch := f.group.DoChan(d.String()+"/"+strconv.FormatInt(i, 10), func() (any, error) {
-		return f.fill(k, size)
-	})
+	ch := f.fillAsync(k, size)
+	f.active.Add(1)
+	defer f.active.Add(-1)
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -113,10 +131,29 @@ func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]
 	}
 }
 
-// fill fetches one chunk into the cache. It runs once per chunk at a time.
+// fillAsync starts (or joins) the one fill of chunk k.
+func (f *Fetcher) fillAsync(k cache.Key, size int64) <-chan singleflight.Result {
+	return f.group.DoChan(k.Digest.String()+"/"+strconv.FormatInt(k.Index, 10), func() (any, error) {
+		return f.fill(k, size)
+	})
+}
+
+// fill brings one chunk into the memory cache: from the disk cache, or
+// fetched and written to both. It runs once per chunk at a time.
 func (f *Fetcher) fill(k cache.Key, size int64) ([]byte, error) {
 	if b, ok := f.cache.Get(k); ok { // filled while we queued for the flight
 		return b, nil
+	}
+	off, n := chunkRange(k.Index, size, f.opts.ChunkSize)
+	if n <= 0 {
+		return nil, fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", k, size)
+	}
+	if f.opts.Disk != nil && f.opts.Disk.Has(k) {
+		buf := make([]byte, n)
+		if ok, err := f.opts.Disk.ReadAt(k, buf, 0); err == nil && ok {
+			f.cache.Add(k, buf)
+			return buf, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.opts.FetchTimeout)
 	defer cancel()
@@ -127,10 +164,6 @@ func (f *Fetcher) fill(k cache.Key, size int64) ([]byte, error) {
 	}
 	defer func() { <-f.slots }()
 
-	off, n := chunkRange(k.Index, size, f.opts.ChunkSize)
-	if n <= 0 {
-		return nil, fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", k, size)
-	}
 	buf := make([]byte, n)
 	start := time.Now()
 	got, err := f.src.ReadAt(ctx, k.Digest, buf, off)
@@ -145,5 +178,12 @@ func (f *Fetcher) fill(k cache.Key, size int64) ([]byte, error) {
 		f.opts.OnFetch(k.Digest, n)
 	}
 	f.cache.Add(k, buf)
+	if f.opts.Disk != nil {
+		if err := f.opts.Disk.Add(k, buf); err != nil {
+			f.log.Warn("disk cache write failed; serving from memory", "chunk", k.String(), "err", err)
+		} else if chunks := numChunks(size, f.opts.ChunkSize); f.opts.Disk.NeedsVerify(k.Digest, chunks) {
+			go f.verify(k.Digest, chunks)
+		}
+	}
 	return buf, nil
 }

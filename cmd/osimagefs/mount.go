@@ -26,10 +26,14 @@ type mountFlags struct {
 	readTimeout time.Duration
 	allowOther  bool
 	fuseDebug   bool
+	cacheDir    string
+	cacheSize   sizeFlag
+	readAhead   sizeFlag
+	prefetch    string
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
-	f := &mountFlags{chunkSize: 1 << 20, memoryCache: 256 << 20}
+	f := &mountFlags{chunkSize: 1 << 20, memoryCache: 256 << 20, cacheSize: 10 << 30, readAhead: 32 << 20}
 	c := &cobra.Command{
 		Use:   "mount [flags] REFERENCE MOUNTPOINT",
 		Short: "Mount an OS image read-only and serve it until unmounted",
@@ -40,7 +44,12 @@ process gets SIGINT (Ctrl-C) or SIGTERM, which unmount cleanly.
 
 Only the index, manifests and configs are fetched at mount time. Reading a
 layer file fetches the chunks (--chunk-size) that hold the bytes read, once,
-through an in-memory LRU cache (--memory-cache).
+through an in-memory LRU (--memory-cache) and a persistent disk cache
+(--cache-dir, --cache-size) shared by every mount that uses the same
+directory, one daemon at a time. A blob that becomes complete in the disk
+cache is checked against its digest; on a mismatch its reads fail with EIO.
+Sequential readers get read-ahead (up to --read-ahead); small layers are
+prefetched right after mounting (--prefetch).
 
 Tree: MOUNTPOINT/<arch>/<variant>/{disk.img, kernel, initramfs,
 root.squashfs, cmdline, uki.efi, image.iso, manifest.json, config.json},
@@ -67,6 +76,10 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	fl.DurationVar(&f.readTimeout, "read-timeout", 60*time.Second, "a read that cannot be served in this time fails with EIO")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	fl.BoolVar(&f.fuseDebug, "fuse-debug", false, "log every FUSE request (very verbose)")
+	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), `persistent chunk cache directory, or "none" for memory only`)
+	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
+	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
+	fl.StringVar(&f.prefetch, "prefetch", "small", "after mounting, fetch in the background: small (kernel, initramfs, cmdline, UKI), all (then every layer, giving way to reads) or none")
 	return c
 }
 
@@ -81,6 +94,9 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	}
 	if f.parallel < 1 {
 		return usageError{fmt.Errorf("--parallel %d: must be at least 1", f.parallel)}
+	}
+	if f.prefetch != "small" && f.prefetch != "all" && f.prefetch != "none" {
+		return usageError{fmt.Errorf("--prefetch %q: want small, all or none", f.prefetch)}
 	}
 	if f.readTimeout <= 0 {
 		return usageError{fmt.Errorf("--read-timeout %s: must be positive", f.readTimeout)}
@@ -108,12 +124,22 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	if err != nil {
 		return usageError{err}
 	}
-	fetcher, err := lazy.NewFetcher(store, mem, lazy.Options{
+	lopts := lazy.Options{
 		ChunkSize:    int64(f.chunkSize),
 		Parallel:     f.parallel,
 		FetchTimeout: f.readTimeout,
 		Logger:       log,
-	})
+	}
+	if f.cacheDir != "none" {
+		disk, err := cache.OpenDisk(f.cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
+		if err != nil {
+			return usageError{err}
+		}
+		defer disk.Close()
+		lopts.Disk = disk
+		log.Debug("disk cache", "dir", f.cacheDir, "used", disk.Used(), "limit", disk.Limit())
+	}
+	fetcher, err := lazy.NewFetcher(store, mem, lopts)
 	if err != nil {
 		return usageError{err}
 	}
@@ -121,12 +147,15 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 
 	root := osfs.NewRoot(tree, func(d digest.Digest, size int64) osfs.BlobReader {
 		return timeoutReader{fetcher.Blob(d, size), f.readTimeout}
-	}, log)
+	}, osfs.Options{Logger: log, ReadAhead: int64(f.readAhead)})
 	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: "osimagefs:" + store.Reference().Context().String()})
 	if err != nil {
 		return mountpointError{err}
 	}
 	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
+	pctx, stopPrefetch := context.WithCancel(context.Background())
+	defer stopPrefetch()
+	go prefetch(pctx, fetcher, tree, f.prefetch, log)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -158,3 +187,6 @@ func (t timeoutReader) ReadAt(ctx context.Context, p []byte, off int64) (int, er
 	defer cancel()
 	return t.b.ReadAt(ctx, p, off)
 }
+
+// Prefetch passes read-ahead through to the blob.
+func (t timeoutReader) Prefetch(off, n int64) { t.b.Prefetch(off, n) }

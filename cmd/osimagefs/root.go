@@ -36,7 +36,7 @@ Exit status: 0 success, 1 other failure, 2 bad usage or input,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr)")
-	root.AddCommand(newMountCmd(g), newInspectCmd(g))
+	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})

@@ -39,9 +39,18 @@ type mountProc struct {
 }
 
 // startMount runs osimagefs mount in the background and waits until the
-// mount is up. The mount is torn down at the end of the test.
+// mount is up. The mount is torn down at the end of the test. Unless extra
+// says otherwise, the mount gets its own empty disk cache and no prefetch,
+// so that what reaches the registry is what the test's reads caused.
 func startMount(t *testing.T, ref, dir string, extra ...string) *mountProc {
 	t.Helper()
+	joined := strings.Join(extra, " ")
+	if !strings.Contains(joined, "--cache-dir") {
+		extra = append(extra, "--cache-dir", t.TempDir())
+	}
+	if !strings.Contains(joined, "--prefetch") {
+		extra = append(extra, "--prefetch", "none")
+	}
 	args := append([]string{"mount", "--log-level", "debug"}, extra...)
 	args = append(args, ref, dir)
 	m := &mountProc{cmd: exec.Command(binary, args...), dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1)}

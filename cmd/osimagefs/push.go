@@ -1,0 +1,244 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/osimagefs/osimagefs/publish"
+)
+
+// pushFlags are the flags of the push command.
+type pushFlags struct {
+	remote      remoteFlags // its --platform is not registered
+	arch        string
+	osName      string
+	variant     string
+	title       string
+	files       publish.Files
+	cmdline     string
+	cmdlineFile string
+	format      string
+	addToIndex  bool
+	quiet       bool
+}
+
+func newPushCmd(g *globalFlags) *cobra.Command {
+	f := &pushFlags{}
+	c := &cobra.Command{
+		Use:   "push [flags] REFERENCE --arch ARCH [--disk F] [--kernel F] [--initramfs F] [--squashfs F] [--uki F] [--iso F]",
+		Short: "Build an OS image from files and push it to a registry",
+		Long: `push builds the image of one platform from plain files and pushes it to
+REFERENCE (a tag; ":latest" if none is given), in the format mount reads:
+
+  - one OCI manifest (application/vnd.oci.image.manifest.v1+json, artifactType
+    application/vnd.OpenKCM.image.artifacts.v1+json) with one raw,
+    uncompressed layer per file, annotated with the file's name in the tree,
+    and the annotations variant, architecture and org.opencontainers.image.title;
+  - a config application/vnd.OpenKCM.image.config.v1+json holding
+    {"commandLine": ...}, and with --cmdline also a cmdline layer;
+  - an OCI index (application/vnd.oci.image.index.v1+json) at the tag whose
+    entry for the manifest has platform {os, architecture}.
+
+--format ironcore writes IronCore's current types instead
+(application/vnd.ironcore.image.rootfs, ...kernel, ...initramfs, ...squashfs,
+...uki, ...iso, config application/vnd.ironcore.image.config.v1+json), the
+command line only in the config, and no mediaType field in the manifest.
+
+Without --add-to-index the tag gets an index of this one platform, replacing
+whatever it pointed to. With --add-to-index the index already at the tag is
+fetched and the manifest added to it, replacing the entry of the same os,
+architecture and variant: push once per architecture (or variant) to build a
+multi-platform image. Two pushes to the same tag at the same time can lose
+one of the entries: run them one after the other.
+
+Every file is read once to compute its sha256, then streamed to the registry
+unless the registry already has that blob, so pushing again uploads nothing.
+Progress bars go to stderr when it is a terminal (not with --quiet). The
+pinned reference of the pushed index, REPOSITORY@sha256:..., is printed on
+stdout.
+
+Credentials come from the Docker config (~/.docker/config.json,
+$DOCKER_CONFIG, credential helpers), as for docker push.`,
+		Example: `  # a virtualization image for amd64
+  osimagefs push localhost:5000/os/gardenlinux:1.0 --arch amd64 --variant virtualization \
+      --disk disk.raw --kernel vmlinuz --initramfs initrd --cmdline "console=ttyS0 root=LABEL=ROOT"
+
+  # add the arm64 build to the same tag: the index then lists both
+  osimagefs push localhost:5000/os/gardenlinux:1.0 --add-to-index --arch arm64 --variant virtualization \
+      --disk disk-arm64.raw --kernel vmlinuz-arm64 --initramfs initrd-arm64 --cmdline-file cmdline.txt
+
+  # in a script: keep the digest, then mount exactly what was pushed
+  ref=$(osimagefs push --quiet registry.example.com/os/debian:13 --arch amd64 --squashfs root.squashfs --uki uki.efi)
+  osimagefs mount "$ref" /mnt/os
+
+  # IronCore's media types
+  osimagefs push --format ironcore localhost:5000/os/ironcore:1 --arch amd64 --variant metal --disk disk.raw`,
+		Args: exactArgs(1, "REFERENCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPush(cmd, g, f, args[0])
+		},
+	}
+	fl := c.Flags()
+	// The connection flags of remoteFlags, without --platform: push names
+	// its one platform with --os, --arch and --variant.
+	remote := pflag.NewFlagSet("remote", pflag.ContinueOnError)
+	f.remote.register(remote)
+	remote.VisitAll(func(fg *pflag.Flag) {
+		if fg.Name != "platform" {
+			fl.AddFlag(fg)
+		}
+	})
+	fl.StringVar(&f.arch, "arch", "", "architecture of the image, as in OCI platforms: amd64, arm64, ... (required)")
+	fl.StringVar(&f.osName, "os", "linux", "operating system of the index entry's platform")
+	fl.StringVar(&f.variant, "variant", "default", "variant of the image (virtualization, metal, kvm, ...): the directory mount shows it in")
+	fl.StringVar(&f.title, "title", "", `org.opencontainers.image.title of the manifest (default "<repository name> <variant> (<arch>)")`)
+	fl.StringVar(&f.files.Disk, "disk", "", "raw disk image, shown as disk.img")
+	fl.StringVar(&f.files.Kernel, "kernel", "", "kernel, shown as kernel")
+	fl.StringVar(&f.files.Initramfs, "initramfs", "", "initramfs, shown as initramfs")
+	fl.StringVar(&f.files.Squashfs, "squashfs", "", "squashfs root file system, shown as root.squashfs")
+	fl.StringVar(&f.files.UKI, "uki", "", "unified kernel image, shown as uki.efi")
+	fl.StringVar(&f.files.ISO, "iso", "", "ISO image, shown as image.iso")
+	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command line, shown as cmdline")
+	fl.StringVar(&f.cmdlineFile, "cmdline-file", "", "file holding the kernel command line (surrounding white space removed)")
+	fl.StringVar(&f.format, "format", string(publish.FormatOpenKCM), "media types to write: openkcm or ironcore")
+	fl.BoolVar(&f.addToIndex, "add-to-index", false, "add to the index at REFERENCE, replacing the entry of the same os, arch and variant, instead of replacing the index")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars and no summary on stderr")
+	return c
+}
+
+func runPush(cmd *cobra.Command, g *globalFlags, f *pushFlags, ref string) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	format, err := publish.ParseFormat(f.format)
+	if err != nil {
+		return usageError{err}
+	}
+	if cmd.Flags().Changed("cmdline") && cmd.Flags().Changed("cmdline-file") {
+		return usageError{errors.New("give --cmdline or --cmdline-file, not both")}
+	}
+	cmdline := f.cmdline
+	if f.cmdlineFile != "" {
+		b, err := os.ReadFile(f.cmdlineFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return usageError{fmt.Errorf("--cmdline-file %s: %w", f.cmdlineFile, err)}
+		}
+		cmdline = string(b)
+	}
+
+	opts := publish.Options{
+		Reference:    ref,
+		OS:           f.osName,
+		Architecture: f.arch,
+		Variant:      f.variant,
+		Title:        f.title,
+		Files:        f.files,
+		CommandLine:  cmdline,
+		Format:       format,
+		AddToIndex:   f.addToIndex,
+		PlainHTTP:    f.remote.plainHTTP,
+		Insecure:     f.remote.insecure,
+		CAFile:       f.remote.caFile,
+		Logger:       log,
+	}
+	stderr := cmd.ErrOrStderr()
+	if !f.quiet && isTerminal(stderr) {
+		bars := &barProgress{w: stderr}
+		defer bars.close()
+		opts.Progress = bars
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := publish.Push(ctx, opts)
+	if err != nil {
+		if publish.IsUsage(err) {
+			return usageError{err}
+		}
+		return err
+	}
+	if !f.quiet {
+		log.Info("pushed", "reference", ref, "platform", opts.OS+"/"+opts.Architecture, "variant", opts.Variant,
+			"manifest", res.Manifest, "uploaded", len(res.Uploaded), "already_present", len(res.Skipped), "replaced", len(res.Replaced))
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), res.Reference)
+	return err
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// barProgress draws one progress bar per file being hashed or uploaded.
+// publish.Push never calls it concurrently.
+type barProgress struct {
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+func (p *barProgress) Start(step publish.Step, b publish.Blob) {
+	p.close() // a retry starts a fresh bar
+	p.bar = progressbar.NewOptions64(b.Size,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-6s %-13s", step, b.Role.FileName())),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
+	)
+}
+
+func (p *barProgress) Advance(n int64) {
+	if p.bar != nil {
+		_ = p.bar.Add64(n)
+	}
+}
+
+func (p *barProgress) Finish(err error) {
+	if p.bar == nil {
+		return
+	}
+	if err == nil {
+		_ = p.bar.Finish()
+		p.bar = nil
+		return
+	}
+	p.close()
+}
+
+func (p *barProgress) Exists(b publish.Blob) {
+	p.close()
+	fmt.Fprintf(p.w, "%-6s %-13s already in the registry\n", "skip", b.Role.FileName())
+}
+
+// close abandons an unfinished bar, leaving its last state on its line.
+func (p *barProgress) close() {
+	if p.bar != nil {
+		_ = p.bar.Exit()
+		fmt.Fprintln(p.w)
+		p.bar = nil
+	}
+}

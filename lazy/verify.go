@@ -1,0 +1,46 @@
+package lazy
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/osimagefs/osimagefs/cache"
+)
+
+// ErrCorruptBlob: a blob's content did not match its digest when it became
+// complete in the disk cache. Its reads fail from then on.
+var ErrCorruptBlob = errors.New("blob content does not match its digest")
+
+// verify checks a blob that has just become complete in the disk cache,
+// once even if several fills complete it together. On a mismatch the
+// cached chunks are dropped (by the disk cache and from memory) and every
+// later read of the blob fails.
+func (f *Fetcher) verify(d digest.Digest, chunks int64) {
+	_, _, _ = f.group.Do("verify/"+d.String(), func() (any, error) {
+		err := f.opts.Disk.Verify(f.ctx, d, chunks)
+		var mm *cache.DigestMismatchError
+		switch {
+		case err == nil:
+			f.log.Debug("blob verified", "digest", d)
+		case errors.As(err, &mm):
+			f.bad.Store(d, fmt.Errorf("%w: %w", ErrCorruptBlob, err))
+			f.cache.RemoveBlob(d)
+			f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
+		case errors.Is(err, cache.ErrIncomplete):
+			f.log.Debug("blob verification skipped: chunks evicted meanwhile", "digest", d)
+		default:
+			f.log.Warn("blob verification failed to run", "digest", d, "err", err)
+		}
+		return nil, nil
+	})
+}
+
+// badErr returns the error of a blob that failed verification, or nil.
+func (f *Fetcher) badErr(d digest.Digest) error {
+	if v, ok := f.bad.Load(d); ok {
+		return v.(error)
+	}
+	return nil
+}

@@ -1,0 +1,28 @@
+// Package publish builds an OS image in the format osimagefs mounts and
+// pushes it to an OCI registry: the files of one platform (disk image,
+// kernel, initramfs, squashfs, UKI, ISO and a kernel command line) become
+// the layers of one manifest, and the manifest becomes an entry of the OCI
+// index that the tag points to.
+//
+// It owns the writing side of section 2 of the design notes:
+//
+//   - the manifest: a standard OCI image manifest with
+//     artifactType application/vnd.OpenKCM.image.artifacts.v1+json, the
+//     OpenKCM config and layer types, a cmdline layer, and the annotations
+//     variant, architecture and org.opencontainers.image.title
+//     (FormatOpenKCM); or IronCore's current types, the command line only in
+//     the config and no mediaType field (FormatIronCore);
+//   - the index: always an OCI image index; with Options.AddToIndex the
+//     index already at the tag is merged, so pushing once per architecture
+//     builds a multi-platform image;
+//   - the upload: blobs are hashed and sent by streaming the files (never
+//     read whole into memory), and skipped when the registry already has
+//     them.
+//
+// Push is the entry point. Errors about the options themselves (an unknown
+// architecture, a missing file, no file at all) are reported with
+// IsUsage; registry errors wrap the sentinels of package blobstore
+// (ErrNotFound, ErrUnauthorized, ErrUnreachable) and say what was being
+// done. The library draws nothing: progress goes to an optional Progress,
+// log lines to an optional *slog.Logger.
+package publish

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/osimagefs/osimagefs/test/fixture"
+	"github.com/osimagefs/osimagefs/test/registrytest"
+)
+
+// bootModules are the guest kernel's modules the initramfs loads, in
+// dependency order (ext4 is built into the Debian cloud kernel).
+var bootModules = []string{
+	"virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
+	"virtio_blk", "squashfs", "cdrom", "isofs",
+}
+
+// guestInit is the initramfs's /init: it mounts the three disks read-only,
+// prints the marker file of each, and powers off. It never names a marker
+// itself: a marker on the console was read from its disk.
+const guestInit = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat ` + fixture.ModuleOrderPath + `); do
+	insmod /lib/modules/$m || echo "guest: insmod $m failed"
+done
+n=0
+while [ ! -b /dev/vdc ] && [ $n -lt 20 ]; do sleep 1; n=$((n+1)); done
+mkdir -p /mnt/disk /mnt/squashfs /mnt/iso
+mount -t ext4 -o ro /dev/vda /mnt/disk && cat /mnt/disk/` + markerName + `
+mount -t squashfs -o ro /dev/vdb /mnt/squashfs && cat /mnt/squashfs/` + markerName + `
+mount -t iso9660 -o ro /dev/vdc /mnt/iso && cat /mnt/iso/` + markerName + `
+echo "guest: done"
+poweroff -f
+`
+
+// guestCmdline is the image's cmdline layer.
+const guestCmdline = "console=ttyS0 panic=-1 quiet"
+
+// TestBootFromMount boots a qemu guest straight from a mount of an image in
+// a real registry: kernel, initramfs and command line from the tree, disk.img,
+// root.squashfs and image.iso as its virtio disks. The guest mounts all
+// three and prints a marker file from each. Only a small part of the 1 GiB
+// disk may be fetched. Two guests booting at once from one mount fetch
+// hardly more than one.
+func TestBootFromMount(t *testing.T) {
+	requireMountable(t)
+	fixture.RequireTools(t, "qemu-system-x86_64", "busybox")
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel := fixture.RequireKernel(t, root)
+	media := buildMedia(t)
+	ctx := t.Context()
+
+	// The local sources: the media, the cache's kernel, a fresh initramfs.
+	local := t.TempDir()
+	initramfs := filepath.Join(local, "initramfs")
+	start := time.Now()
+	if err := fixture.BuildInitramfs(ctx, initramfs, "", kernel.Modules, bootModules, guestInit); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("initramfs for kernel %s built in %s", kernel.Version, time.Since(start).Round(time.Millisecond))
+	cmdline := filepath.Join(local, "cmdline")
+	if err := os.WriteFile(cmdline, []byte(guestCmdline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	localFiles := vmFiles{kernel.Vmlinuz, initramfs, cmdline, media.disk(), media.squashfs(), media.iso()}
+
+	reg := registrytest.Start(t)
+	img := pushMediaImage(t, reg.Host(), "os/boot", []layerFile{
+		seedLayer("disk.img", media.disk(), "disk.img"),
+		seedLayer("kernel", kernel.Vmlinuz, "kernel"),
+		seedLayer("initramfs", initramfs, "initramfs"),
+		seedLayer("squashfs", media.squashfs(), "root.squashfs"),
+		seedLayer("cmdline", cmdline, "cmdline"),
+		seedLayer("iso", media.iso(), "image.iso"),
+	})
+	counter := registrytest.NewCountingProxy(t, reg.Host())
+	disk := img.layers["disk.img"]
+
+	// logFetched logs what the guests made the mount fetch, per file.
+	logFetched := func(t *testing.T) {
+		t.Helper()
+		for _, name := range []string{"kernel", "initramfs", "cmdline", "disk.img", "root.squashfs", "image.iso"} {
+			d := img.layers[name]
+			t.Logf("  %-13s fetched %10s of %10s (%5.1f%%) in %d requests",
+				name, mib(counter.BytesFor(d.Digest.String())), mib(d.Size),
+				pct(counter.BytesFor(d.Digest.String()), d.Size), counter.RequestsFor(d.Digest.String()))
+		}
+	}
+
+	// mountFresh mounts the image on a new directory, with an empty
+	// memory cache and page cache, and zeroes the counters.
+	mountFresh := func(t *testing.T) (string, *mountProc) {
+		dir := t.TempDir()
+		m := startMount(t, img.ref(counter.Host()), dir)
+		counter.Reset()
+		return filepath.Join(dir, "amd64", "virtualization"), m
+	}
+
+	var fromMount vmResult
+	var oneBoot int64 // blob bytes one cold boot fetched
+	ok := t.Run("one guest from the mount", func(t *testing.T) {
+		tree, m := mountFresh(t)
+		fromMount = bootVM(ctx, treeVMFiles(tree))
+		checkGuest(t, "guest from the mount", fromMount, media)
+		oneBoot = counter.BlobBytes()
+		got := counter.BytesFor(disk.Digest.String())
+		t.Logf("booted from the mount in %s; fetched %s in %d requests, of them disk.img %s of %s (%.2f%%)",
+			fromMount.took.Round(time.Millisecond), mib(oneBoot), counter.BlobRequests(), mib(got), mib(disk.Size), pct(got, disk.Size))
+		logFetched(t)
+		if got == 0 {
+			t.Error("the guest fetched nothing of disk.img: did it read its disk from the mount?")
+		}
+		if got >= disk.Size/10 {
+			t.Errorf("the guest fetched %d bytes of disk.img, want less than 10%% of its %d bytes", got, disk.Size)
+		}
+		if err := m.terminate(t); err != nil {
+			t.Errorf("osimagefs exit: %v", err)
+		}
+	})
+
+	t.Run("the same guest from local files", func(t *testing.T) {
+		r := bootVM(ctx, localFiles)
+		checkGuest(t, "guest from local files", r, media)
+		t.Logf("boot time: from the mount %s, from local files %s", fromMount.took.Round(time.Millisecond), r.took.Round(time.Millisecond))
+	})
+
+	t.Run("two guests at once from a fresh mount", func(t *testing.T) {
+		if !ok || oneBoot == 0 {
+			t.Skip("needs the figure of the single boot")
+		}
+		tree, m := mountFresh(t)
+		start := time.Now()
+		res := bootVMs(ctx, treeVMFiles(tree), treeVMFiles(tree))
+		took := time.Since(start)
+		for i, r := range res {
+			checkGuest(t, []string{"first guest", "second guest"}[i], r, media)
+		}
+		both := counter.BlobBytes()
+		t.Logf("two guests booted at once in %s (%s and %s); fetched %s in %d requests, %.2fx one boot's %s",
+			took.Round(time.Millisecond), res[0].took.Round(time.Millisecond), res[1].took.Round(time.Millisecond),
+			mib(both), counter.BlobRequests(), float64(both)/float64(oneBoot), mib(oneBoot))
+		logFetched(t)
+		if limit := oneBoot * 12 / 10; both > limit {
+			t.Errorf("two guests fetched %d bytes, want at most 1.2x the %d bytes of one boot", both, oneBoot)
+		}
+		if err := m.terminate(t); err != nil {
+			t.Errorf("osimagefs exit: %v", err)
+		}
+	})
+}

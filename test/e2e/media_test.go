@@ -1,0 +1,336 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/osimagefs/osimagefs/test/fixture"
+)
+
+// The OS media that TestBootFromMount boots and TestBrowseMounted browses:
+// a 1 GiB ext4 disk that is mostly random files nobody reads, a squashfs and
+// an ISO of a few MiB, each with a small marker file at its root holding a
+// random line.
+const (
+	mediaDiskSize  = 1 << 30   // disk.img
+	mediaDiskData  = 900 << 20 // random files inside it
+	mediaDiskFiles = 72
+	mediaSqData    = 12 << 20
+	mediaSqFiles   = 24
+	mediaISOData   = 16 << 20
+	mediaISOFiles  = 10
+	markerName     = "marker.txt"
+
+	// mediaVersion names the recipe in the cache key: change it whenever
+	// makeMedia changes what it builds.
+	mediaVersion = "media-v1"
+)
+
+// osMedia is the disk, squashfs and ISO, and what is inside them.
+type osMedia struct {
+	dir     string // holds disk.img, root.squashfs, image.iso, meta.json
+	reused  bool   // found in the cache rather than built by this run
+	built   time.Duration
+	Markers map[string]string            `json:"markers"` // "disk", "squashfs", "iso" -> the marker file's content
+	Sums    map[string]map[string]string `json:"sums"`    // same keys -> path -> sha256, as fixture.TreeSums gives
+	Sizes   map[string]int64             `json:"sizes"`   // file name -> size
+}
+
+func (m *osMedia) disk() string     { return filepath.Join(m.dir, "disk.img") }
+func (m *osMedia) squashfs() string { return filepath.Join(m.dir, "root.squashfs") }
+func (m *osMedia) iso() string      { return filepath.Join(m.dir, "image.iso") }
+
+var (
+	mediaOnce sync.Once
+	mediaVal  *osMedia
+	mediaErr  error
+)
+
+// buildMedia returns the media, built at most once per test binary run.
+//
+// Building them takes a while (900 MiB of random files, mkfs.ext4 -d), so
+// they are kept between runs in <repo>/.cache/e2e/<mediaVersion>-<key>, a
+// git-ignored directory: they are built in a temporary directory beside
+// it, whose sources are removed at once, and renamed into place only when
+// complete, so an interrupted or concurrent run never sees half an entry.
+// Entries from other recipes are removed. Set OSIMAGEFS_E2E_REBUILD=1 to
+// build afresh.
+func buildMedia(t *testing.T) *osMedia {
+	t.Helper()
+	fixture.RequireTools(t, "mkfs.ext4", "mksquashfs", "xorriso")
+	mediaOnce.Do(func() { mediaVal, mediaErr = loadOrMakeMedia() })
+	if mediaErr != nil {
+		t.Fatalf("build OS media: %v", mediaErr)
+	}
+	if mediaVal.reused {
+		t.Logf("media: reused %s", mediaVal.dir)
+	} else {
+		t.Logf("media: built %s in %s", mediaVal.dir, mediaVal.built.Round(time.Millisecond))
+	}
+	return mediaVal
+}
+
+// repoRoot is the module root, two levels above this package's directory
+// (the working directory of its tests).
+func repoRoot() (string, error) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return "", fmt.Errorf("repository root %s: %w", root, err)
+	}
+	return root, nil
+}
+
+func loadOrMakeMedia() (*osMedia, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cacheDir := filepath.Join(root, ".cache", "e2e")
+	recipe := fmt.Sprintf("%s disk=%d/%d/%d sq=%d/%d iso=%d/%d", mediaVersion,
+		mediaDiskSize, mediaDiskData, mediaDiskFiles, mediaSqData, mediaSqFiles, mediaISOData, mediaISOFiles)
+	sum := sha256.Sum256([]byte(recipe))
+	name := mediaVersion + "-" + hex.EncodeToString(sum[:6])
+	final := filepath.Join(cacheDir, name)
+
+	if os.Getenv("OSIMAGEFS_E2E_REBUILD") == "" {
+		if m, err := loadMedia(final); err == nil {
+			m.reused = true
+			return m, nil
+		}
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	pruneMediaCache(cacheDir, name)
+	tmp, err := os.MkdirTemp(cacheDir, ".build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	start := time.Now()
+	out := filepath.Join(tmp, "out")
+	m, err := makeMedia(context.Background(), filepath.Join(tmp, "src"), out)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(out, final); err != nil {
+		// Another run may have won the race with the same recipe.
+		if m2, err2 := loadMedia(final); err2 == nil {
+			m2.reused = true
+			return m2, nil
+		}
+		return nil, fmt.Errorf("install media in cache: %w", err)
+	}
+	m.dir = final
+	m.built = time.Since(start)
+	return m, nil
+}
+
+// loadMedia reads an entry of the cache and checks that its files are all
+// there with the sizes it recorded.
+func loadMedia(dir string) (*osMedia, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		return nil, err
+	}
+	m := &osMedia{dir: dir}
+	if err := json.Unmarshal(raw, m); err != nil {
+		return nil, fmt.Errorf("%s/meta.json: %w", dir, err)
+	}
+	for _, f := range []string{"disk.img", "root.squashfs", "image.iso"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			return nil, err
+		}
+		if want, ok := m.Sizes[f]; !ok || st.Size() != want {
+			return nil, fmt.Errorf("%s/%s: size %d, recorded %d", dir, f, st.Size(), want)
+		}
+	}
+	for _, k := range []string{"disk", "squashfs", "iso"} {
+		if m.Markers[k] == "" || len(m.Sums[k]) == 0 {
+			return nil, fmt.Errorf("%s/meta.json: nothing recorded for %s", dir, k)
+		}
+	}
+	return m, nil
+}
+
+// pruneMediaCache removes the entries of other recipes, and build
+// directories left by runs that died more than an hour ago.
+func pruneMediaCache(cacheDir, keep string) {
+	entries, err := os.ReadDir(cacheDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case n == keep:
+		case strings.HasPrefix(n, "media-"):
+			_ = os.RemoveAll(filepath.Join(cacheDir, n))
+		case strings.HasPrefix(n, ".build-"):
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+				_ = os.RemoveAll(filepath.Join(cacheDir, n))
+			}
+		}
+	}
+}
+
+// makeMedia builds the three images into out from random trees written
+// under src, and records their markers, sums and sizes in out/meta.json.
+func makeMedia(ctx context.Context, src, out string) (*osMedia, error) {
+	m := &osMedia{dir: out, Markers: map[string]string{}, Sums: map[string]map[string]string{}, Sizes: map[string]int64{}}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	type part struct {
+		key    string
+		seed   int64
+		files  int
+		bytes  int64
+		build  func(tree, img string) error
+		output string
+	}
+	parts := []part{
+		{"disk", 101, mediaDiskFiles, mediaDiskData, func(tree, img string) error {
+			return fixture.MakeExt4(ctx, tree, img, mediaDiskSize)
+		}, "disk.img"},
+		{"squashfs", 102, mediaSqFiles, mediaSqData, func(tree, img string) error {
+			return fixture.MakeSquashfs(ctx, tree, img)
+		}, "root.squashfs"},
+		{"iso", 103, mediaISOFiles, mediaISOData, func(tree, img string) error {
+			return fixture.MakeISO(ctx, tree, img, "OSIMAGEFS_E2E")
+		}, "image.iso"},
+	}
+	for _, p := range parts {
+		tree := filepath.Join(src, p.key)
+		sums, err := fixture.RandomTree(tree, p.seed, p.files, p.bytes)
+		if err != nil {
+			return nil, err
+		}
+		marker, err := newMarker(p.key)
+		if err != nil {
+			return nil, err
+		}
+		if err := fixture.WriteTree(tree, map[string][]byte{markerName: []byte(marker + "\n")}); err != nil {
+			return nil, err
+		}
+		ms := sha256.Sum256([]byte(marker + "\n"))
+		sums[markerName] = hex.EncodeToString(ms[:])
+		img := filepath.Join(out, p.output)
+		if err := p.build(tree, img); err != nil {
+			return nil, err
+		}
+		// The source tree is no longer needed: free its space now.
+		if err := os.RemoveAll(tree); err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(img)
+		if err != nil {
+			return nil, err
+		}
+		m.Markers[p.key], m.Sums[p.key], m.Sizes[p.output] = marker, sums, st.Size()
+	}
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(out, "meta.json"), raw, 0o644); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newMarker returns "MARKER-<KEY>-<32 random hex digits>": a line that can
+// only reach a guest's console by being read from the image.
+func newMarker(key string) (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "MARKER-" + strings.ToUpper(key) + "-" + hex.EncodeToString(b), nil
+}
+
+// treeDiff describes how got differs from want ("" when equal), naming at
+// most a few paths.
+func treeDiff(got, want map[string]string) string {
+	var diffs []string
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			diffs = append(diffs, p+": missing")
+		} else if g != w {
+			diffs = append(diffs, p+": sha256 "+g+", want "+w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			diffs = append(diffs, p+": unexpected")
+		}
+	}
+	if len(diffs) == 0 {
+		return ""
+	}
+	if len(diffs) > 10 {
+		diffs = append(diffs[:10], fmt.Sprintf("and %d more", len(diffs)-10))
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// mediaImage is an image pushed to a registry: its repository, manifest
+// digest and layers by tree file name.
+type mediaImage struct {
+	repo, digest string
+	layers       map[string]ocispec.Descriptor
+}
+
+// ref is the image's reference on the registry (or proxy) at host.
+func (i mediaImage) ref(host string) string { return host + "/" + i.repo + "@" + i.digest }
+
+// pushMediaImage pushes layers as a seed-format amd64 "virtualization"
+// image (standard OCI manifest with the seed's artifactType) to repo.
+func pushMediaImage(t *testing.T, host, repo string, layers []layerFile) mediaImage {
+	t.Helper()
+	start := time.Now()
+	exp := map[string]expectedFile{}
+	const dir = "amd64/virtualization"
+	d := pushManifest(t, host, repo, layers, "application/vnd.OpenKCM.image.config.v1+json", []byte(`{}`),
+		ocispec.MediaTypeImageManifest, true, map[string]string{"variant": "virtualization", "architecture": "amd64"}, exp, dir)
+	var man ocispec.Manifest
+	if err := json.Unmarshal(exp[dir+"/manifest.json"].content, &man); err != nil {
+		t.Fatal(err)
+	}
+	img := mediaImage{repo: repo, digest: d.Digest.String(), layers: map[string]ocispec.Descriptor{}}
+	for i, l := range layers {
+		img.layers[l.name] = man.Layers[i]
+	}
+	t.Logf("pushed %s@%s (%d layers) in %s", repo, img.digest, len(layers), time.Since(start).Round(time.Millisecond))
+	return img
+}
+
+// seedLayer is a layer of the seed's media type for role, named name in the tree.
+func seedLayer(role, path, name string) layerFile {
+	return layerFile{"application/vnd.OpenKCM.image." + role, path, name}
+}
+
+// mib formats n bytes in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// pct is n as a percentage of total.
+func pct(n, total int64) float64 { return 100 * float64(n) / float64(total) }
