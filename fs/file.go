@@ -29,6 +29,7 @@ var (
 
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFREG | 0o444
+	out.Nlink = 1
 	out.Size = uint64(n.file.Size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20

@@ -8,21 +8,28 @@ type Prefetcher interface {
 	Prefetch(off, n int64)
 }
 
-// readAheadStart is the first window once reads look sequential.
-const readAheadStart = 1 << 20
+const (
+	// readAheadStart is the first window once reads look sequential.
+	readAheadStart = 1 << 20
+	// seqSlack is how far a read may start from where the previous one
+	// ended and still count as sequential: the kernel's own read-ahead
+	// issues reads slightly out of order.
+	seqSlack = 256 << 10
+)
 
-// readahead is the sequential-access detector of one open file. The window
-// starts at one MiB when a read continues the previous one, doubles on each
-// further sequential read up to max, and resets on a seek; so a random
-// read fetches only its own chunk, and a stream fetches well ahead of the
-// reader. The kernel's own read-ahead issues reads slightly out of order,
-// so "continues" allows a gap of up to readAheadStart either way.
+// readahead is the sequential-access detector of one open file. Once a
+// read continues the previous one, a window ahead of the reader is
+// prefetched: one MiB at first, then as many bytes as the reader has read
+// sequentially so far (so it doubles as the stream goes on), up to max. A
+// seek resets it. So a random read fetches only its own chunk, a stream
+// fetches well ahead of the reader, and what is fetched ahead is never
+// more than what was read in the stream plus one MiB.
 type readahead struct {
 	max int64
 
 	mu     sync.Mutex // guards the fields below
 	next   int64      // offset after the last read; -1 before the first
-	window int64      // current read-ahead window; 0 when not sequential
+	streak int64      // bytes read sequentially in the current stream
 	ahead  int64      // prefetch issued up to this offset
 }
 
@@ -36,16 +43,17 @@ func (r *readahead) advance(off, n int64) (int64, int64) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sequential := r.next >= 0 && off >= r.next-readAheadStart && off <= r.next+readAheadStart
+	sequential := r.next >= 0 && off >= r.next-seqSlack && off <= r.next+seqSlack
 	end := off + n
 	if !sequential {
-		r.window, r.ahead, r.next = 0, 0, end
+		r.streak, r.ahead, r.next = n, 0, end
 		return 0, 0
 	}
+	r.streak += n
 	r.next = max(r.next, end)
-	r.window = min(r.max, max(readAheadStart, r.window*2))
+	window := min(r.max, max(readAheadStart, r.streak))
 	from := max(r.next, r.ahead)
-	to := r.next + r.window
+	to := r.next + window
 	if from >= to {
 		return 0, 0
 	}

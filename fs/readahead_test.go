@@ -6,35 +6,57 @@ func TestReadahead(t *testing.T) {
 	const k = 128 << 10
 	r := newReadahead(32 << 20)
 	steps := []struct {
-		off, n       int64
-		wantFrom     int64
-		wantN        int64
-		name         string
+		name           string
+		off, n         int64
+		wantFrom, want int64
 	}{
-		{0, k, 0, 0, "first read: no read-ahead"},
-		{k, k, 2 * k, 1 << 20, "sequential: one MiB ahead"},
-		{2 * k, k, 3*k + 1<<20 - k, 2<<20 - (1<<20 - k), "doubles, from where the last prefetch ended"},
-		{100 << 20, 4096, 0, 0, "seek: reset"},
-		{100<<20 + 4096, 4096, 100<<20 + 8192, 1 << 20, "sequential again: one MiB"},
+		{"first read: no read-ahead", 0, k, 0, 0},
+		{"sequential: one MiB ahead", k, k, 2 * k, 1 << 20},
+		{"still within the window: nothing new", 2 * k, k, 2*k + 1<<20, k},
+		{"seek: reset", 100 << 20, 4096, 0, 0},
+		{"sequential again: one MiB", 100<<20 + 4096, 4096, 100<<20 + 8192, 1 << 20},
 	}
 	for _, s := range steps {
 		from, n := r.advance(s.off, s.n)
-		if from != s.wantFrom || n != s.wantN {
-			t.Fatalf("%s: advance(%d, %d) = %d+%d, want %d+%d", s.name, s.off, s.n, from, n, s.wantFrom, s.wantN)
+		if from != s.wantFrom || n != s.want {
+			t.Fatalf("%s: advance(%d, %d) = %d+%d, want %d+%d", s.name, s.off, s.n, from, n, s.wantFrom, s.want)
 		}
 	}
-	// The window never exceeds max.
-	r = newReadahead(4 << 20)
-	var off int64
-	for i := 0; i < 100; i++ {
+}
+
+// TestReadaheadBounds streams a file and checks the window grows to max
+// but never fetches further ahead than max, nor more than the stream read
+// plus one MiB.
+func TestReadaheadBounds(t *testing.T) {
+	const k = 128 << 10
+	const maxWin = 8 << 20
+	r := newReadahead(maxWin)
+	var off, fetchedTo int64
+	for i := 0; i < 1000; i++ {
 		from, n := r.advance(off, k)
-		if n > 0 && from+n > off+k+4<<20 {
-			t.Fatalf("prefetch to %d, more than 4 MiB beyond %d", from+n, off+k)
-		}
 		off += k
+		if n == 0 {
+			continue
+		}
+		if from < fetchedTo {
+			t.Fatalf("prefetch from %d overlaps what was already prefetched (to %d)", from, fetchedTo)
+		}
+		fetchedTo = from + n
+		if fetchedTo > off+maxWin {
+			t.Fatalf("prefetched to %d, more than max ahead of the reader at %d", fetchedTo, off)
+		}
+		if fetchedTo > 2*off+readAheadStart {
+			t.Fatalf("prefetched to %d after reading %d bytes", fetchedTo, off)
+		}
 	}
-	var nilR *readahead
-	if _, n := nilR.advance(0, k); n != 0 {
+	if fetchedTo != off+maxWin {
+		t.Fatalf("window did not reach max: prefetched to %d, reader at %d", fetchedTo, off)
+	}
+	var disabled *readahead
+	if _, n := disabled.advance(0, k); n != 0 {
 		t.Fatal("a disabled read-ahead prefetched")
+	}
+	if _, n := newReadahead(0).advance(0, k); n != 0 {
+		t.Fatal("read-ahead 0 prefetched")
 	}
 }

@@ -102,6 +102,7 @@ func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 func (r *Root) dirAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFDIR | 0o555
+	a.Nlink = 2
 	a.SetTimes(nil, &r.mtime, &r.mtime)
 }
 
