@@ -22,6 +22,10 @@ type MountOptions struct {
 // tree never changes during a mount.
 const cacheTimeout = time.Hour
 
+// kernelReadAhead is the kernel's read-ahead window for the mount: large
+// enough that a sequential reader sends 1 MiB FUSE reads.
+const kernelReadAhead = 4 << 20
+
 // Mount mounts root at dir and returns the running server; call Wait on it
 // to serve until unmounted, or Unmount to stop.
 func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
@@ -50,6 +54,9 @@ func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 	srv, err := gofs.Mount(dir, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount at %s: %w", dir, err)
+	}
+	if err := setKernelReadAhead(dir, kernelReadAhead); err != nil {
+		root.log.Debug("kernel read-ahead left at its default", "err", err)
 	}
 	return srv, nil
 }

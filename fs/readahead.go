@@ -22,8 +22,9 @@ const (
 // prefetched: one MiB at first, then as many bytes as the reader has read
 // sequentially so far (so it doubles as the stream goes on), up to max. A
 // seek resets it. So a random read fetches only its own chunk, a stream
-// fetches well ahead of the reader, and what is fetched ahead is never
-// more than what was read in the stream plus one MiB.
+// fetches well ahead of the reader in large batches (refilled when half
+// the window is used), and what is fetched ahead is never more than what
+// was read in the stream plus one MiB.
 type readahead struct {
 	max int64
 
@@ -52,6 +53,11 @@ func (r *readahead) advance(off, n int64) (int64, int64) {
 	r.streak += n
 	r.next = max(r.next, end)
 	window := min(r.max, max(readAheadStart, r.streak))
+	// Refill in batches, when less than half the window is left ahead of
+	// the reader: few large requests are much cheaper than many small ones.
+	if r.ahead-r.next > window/2 {
+		return 0, 0
+	}
 	from := max(r.next, r.ahead)
 	to := r.next + window
 	if from >= to {

@@ -12,7 +12,7 @@ func TestReadahead(t *testing.T) {
 	}{
 		{"first read: no read-ahead", 0, k, 0, 0},
 		{"sequential: one MiB ahead", k, k, 2 * k, 1 << 20},
-		{"still within the window: nothing new", 2 * k, k, 2*k + 1<<20, k},
+		{"more than half the window left: nothing new", 2 * k, k, 0, 0},
 		{"seek: reset", 100 << 20, 4096, 0, 0},
 		{"sequential again: one MiB", 100<<20 + 4096, 4096, 100<<20 + 8192, 1 << 20},
 	}
@@ -31,7 +31,7 @@ func TestReadaheadBounds(t *testing.T) {
 	const k = 128 << 10
 	const maxWin = 8 << 20
 	r := newReadahead(maxWin)
-	var off, fetchedTo int64
+	var off, fetchedTo, maxLead int64
 	for i := 0; i < 1000; i++ {
 		from, n := r.advance(off, k)
 		off += k
@@ -42,6 +42,7 @@ func TestReadaheadBounds(t *testing.T) {
 			t.Fatalf("prefetch from %d overlaps what was already prefetched (to %d)", from, fetchedTo)
 		}
 		fetchedTo = from + n
+		maxLead = max(maxLead, fetchedTo-off)
 		if fetchedTo > off+maxWin {
 			t.Fatalf("prefetched to %d, more than max ahead of the reader at %d", fetchedTo, off)
 		}
@@ -49,8 +50,11 @@ func TestReadaheadBounds(t *testing.T) {
 			t.Fatalf("prefetched to %d after reading %d bytes", fetchedTo, off)
 		}
 	}
-	if fetchedTo != off+maxWin {
-		t.Fatalf("window did not reach max: prefetched to %d, reader at %d", fetchedTo, off)
+	if maxLead != maxWin {
+		t.Fatalf("window did not reach max: the most prefetched ahead was %d, want %d", maxLead, maxWin)
+	}
+	if lead := fetchedTo - off; lead < maxWin/2 {
+		t.Fatalf("at the end only %d bytes were prefetched ahead of the reader, want at least half of %d", lead, maxWin)
 	}
 	var disabled *readahead
 	if _, n := disabled.advance(0, k); n != 0 {

@@ -3,10 +3,9 @@ package lazy
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +47,9 @@ type Options struct {
 	ChunkSize int64
 	// Parallel bounds the range requests in flight, over all blobs; default 8.
 	Parallel int
+	// MaxRequest is the most bytes one range request carries when a run of
+	// chunks is fetched ahead (read-ahead, prefetch); default 8 MiB.
+	MaxRequest int64
 	// FetchTimeout bounds one shared chunk fetch, retries included; default 60 s.
 	FetchTimeout time.Duration
 	// Logger gets debug lines; nil is silent.
@@ -68,12 +70,13 @@ type Fetcher struct {
 	opts  Options
 	log   *slog.Logger
 
-	ctx    context.Context // parent of every shared fetch; cancelled by Close
-	cancel context.CancelFunc
-	group  singleflight.Group
-	slots  chan struct{} // one token per range request in flight
-	bad    sync.Map      // digest.Digest -> error: blobs that failed verification
-	active atomic.Int64  // reads waiting for fetches, for low-priority prefetch
+	ctx     context.Context // parent of every shared fetch; cancelled by Close
+	cancel  context.CancelFunc
+	flights *flights
+	group   singleflight.Group // one verification per blob at a time
+	slots   chan struct{}      // one token per range request in flight
+	bad     sync.Map           // digest.Digest -> error: blobs that failed verification
+	active  atomic.Int64       // reads waiting for fetches, for low-priority prefetch
 }
 
 // NewFetcher makes a Fetcher reading from src through c.
@@ -87,6 +90,9 @@ func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 8
 	}
+	if opts.MaxRequest < opts.ChunkSize {
+		opts.MaxRequest = max(opts.ChunkSize, 8<<20)
+	}
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = 60 * time.Second
 	}
@@ -95,7 +101,7 @@ func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, slots: make(chan struct{}, opts.Parallel)}, nil
+	return &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}, nil
 }
 
 // Close cancels all fetches in flight; readers waiting on them get errors.
@@ -117,73 +123,132 @@ func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]
 	if b, ok := f.cache.Get(k); ok {
 		return b, nil
 	}
-	ch := f.fillAsync(k, size)
+	fl, mine := f.flights.claim(k)
+	if mine {
+		go f.fetchRun(d, size, i, []*flight{fl})
+	}
 	f.active.Add(1)
 	defer f.active.Add(-1)
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.([]byte), nil
+	case <-fl.done:
+		return fl.data, fl.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for %s: %w", k, ctx.Err())
 	}
 }
 
-// fillAsync starts (or joins) the one fill of chunk k.
-func (f *Fetcher) fillAsync(k cache.Key, size int64) <-chan singleflight.Result {
-	return f.group.DoChan(k.Digest.String()+"/"+strconv.FormatInt(k.Index, 10), func() (any, error) {
-		return f.fill(k, size)
-	})
+// fetchRun brings the consecutive chunks first, first+1, ... (one claimed
+// flight each) into the caches: each from the disk cache if it is there,
+// the rest with one range request, and lands every flight. A run is at
+// most maxRun chunks.
+func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight) {
+	last := first + int64(len(fls)) - 1
+	// Re-check the caches: a chunk may have landed after the caller looked
+	// and before it claimed the flight.
+	for len(fls) > 0 {
+		k := cache.Key{Digest: d, Index: first}
+		b, ok := f.cached(k, size)
+		if !ok {
+			break
+		}
+		f.flights.land(k, fls[0], b, nil)
+		first, fls = first+1, fls[1:]
+	}
+	for len(fls) > 0 {
+		k := cache.Key{Digest: d, Index: last}
+		b, ok := f.cached(k, size)
+		if !ok {
+			break
+		}
+		f.flights.land(k, fls[len(fls)-1], b, nil)
+		last, fls = last-1, fls[:len(fls)-1]
+	}
+	if len(fls) == 0 {
+		return
+	}
+	bufs, err := f.fetch(d, size, first, last)
+	for j, fl := range fls {
+		k := cache.Key{Digest: d, Index: first + int64(j)}
+		if err != nil {
+			f.flights.land(k, fl, nil, err)
+			continue
+		}
+		f.store(k, size, bufs[j])
+		f.flights.land(k, fl, bufs[j], nil)
+	}
 }
 
-// fill brings one chunk into the memory cache: from the disk cache, or
-// fetched and written to both. It runs once per chunk at a time.
-func (f *Fetcher) fill(k cache.Key, size int64) ([]byte, error) {
-	if b, ok := f.cache.Get(k); ok { // filled while we queued for the flight
-		return b, nil
+// cached returns chunk k from memory or disk.
+func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
+	if b, ok := f.cache.Get(k); ok {
+		return b, true
 	}
-	off, n := chunkRange(k.Index, size, f.opts.ChunkSize)
-	if n <= 0 {
-		return nil, fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", k, size)
+	if f.opts.Disk == nil || !f.opts.Disk.Has(k) {
+		return nil, false
 	}
-	if f.opts.Disk != nil && f.opts.Disk.Has(k) {
-		buf := make([]byte, n)
-		if ok, err := f.opts.Disk.ReadAt(k, buf, 0); err == nil && ok {
-			f.cache.Add(k, buf)
-			return buf, nil
-		}
+	_, n := chunkRange(k.Index, size, f.opts.ChunkSize)
+	buf := make([]byte, n)
+	if ok, err := f.opts.Disk.ReadAt(k, buf, 0); err != nil || !ok {
+		return nil, false
 	}
+	f.cache.Add(k, buf)
+	return buf, true
+}
+
+// fetch reads chunks first..last of blob d with one range request and
+// returns them, one slice each.
+func (f *Fetcher) fetch(d digest.Digest, size, first, last int64) ([][]byte, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, f.opts.FetchTimeout)
 	defer cancel()
+	what := fmt.Sprintf("chunks %d-%d of %s", first, last, d)
+	if first == last {
+		what = cache.Key{Digest: d, Index: first}.String()
+	}
 	select {
 	case f.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("fetch %s: wait for a request slot: %w", k, ctx.Err())
+		return nil, fmt.Errorf("fetch %s: wait for a request slot: %w", what, ctx.Err())
 	}
 	defer func() { <-f.slots }()
 
-	buf := make([]byte, n)
+	off, _ := chunkRange(first, size, f.opts.ChunkSize)
+	lastOff, lastLen := chunkRange(last, size, f.opts.ChunkSize)
+	if lastLen <= 0 {
+		return nil, fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", what, size)
+	}
+	buf := make([]byte, lastOff+lastLen-off)
 	start := time.Now()
-	got, err := f.src.ReadAt(ctx, k.Digest, buf, off)
-	if int64(got) != n {
+	got, err := f.src.ReadAt(ctx, d, buf, off)
+	if got != len(buf) {
 		if err == nil || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("fetch %s: %w: it ends at byte %d, its descriptor says %d bytes", k, ErrBlobSize, off+int64(got), size)
+			return nil, fmt.Errorf("fetch %s: %w: it ends at byte %d, its descriptor says %d bytes", what, ErrBlobSize, off+int64(got), size)
 		}
-		return nil, fmt.Errorf("fetch %s: %w", k, err)
+		return nil, fmt.Errorf("fetch %s: %w", what, err)
 	}
-	f.log.Debug("fetched chunk", "digest", k.Digest, "chunk", k.Index, "bytes", n, "took", time.Since(start))
+	f.log.Debug("fetched", "digest", d, "chunks", fmt.Sprintf("%d-%d", first, last), "bytes", len(buf), "took", time.Since(start))
 	if f.opts.OnFetch != nil {
-		f.opts.OnFetch(k.Digest, n)
+		f.opts.OnFetch(d, int64(len(buf)))
 	}
-	f.cache.Add(k, buf)
-	if f.opts.Disk != nil {
-		if err := f.opts.Disk.Add(k, buf); err != nil {
-			f.log.Warn("disk cache write failed; serving from memory", "chunk", k.String(), "err", err)
-		} else if chunks := numChunks(size, f.opts.ChunkSize); f.opts.Disk.NeedsVerify(k.Digest, chunks) {
-			go f.verify(k.Digest, chunks)
-		}
+	bufs := make([][]byte, 0, last-first+1)
+	for i := first; i <= last; i++ {
+		o, n := chunkRange(i, size, f.opts.ChunkSize)
+		bufs = append(bufs, buf[o-off:o-off+n:o-off+n])
 	}
-	return buf, nil
+	return bufs, nil
+}
+
+// store puts a fetched chunk in memory and on disk, and starts the
+// verification of its blob when that makes the blob complete on disk.
+func (f *Fetcher) store(k cache.Key, size int64, b []byte) {
+	f.cache.Add(k, b)
+	if f.opts.Disk == nil {
+		return
+	}
+	if err := f.opts.Disk.Add(k, b); err != nil {
+		f.log.Warn("disk cache write failed; serving from memory", "chunk", k.String(), "err", err)
+		return
+	}
+	if chunks := numChunks(size, f.opts.ChunkSize); f.opts.Disk.NeedsVerify(k.Digest, chunks) {
+		go f.verify(k.Digest, chunks)
+	}
 }

@@ -8,34 +8,69 @@ import (
 )
 
 // Prefetch starts fetching, in the background, the chunks that hold the n
-// bytes at off and are not cached yet. It does not wait; the fetches share
-// the global bound on requests with reads, and a read of a chunk being
-// prefetched joins that fetch.
+// bytes at off and are neither cached nor in flight. Consecutive chunks go
+// in one range request, up to MaxRequest bytes each, because a registry
+// serves one large request much faster than many small ones. It does not
+// wait; a read of a chunk being prefetched joins that fetch.
 func (b *Blob) Prefetch(off, n int64) {
 	if n <= 0 || off >= b.size || b.f.badErr(b.digest) != nil {
 		return
 	}
 	n = min(n, b.size-off)
 	first, last := span(off, n, b.f.opts.ChunkSize)
-	for i := first; i <= last; i++ {
-		k := cache.Key{Digest: b.digest, Index: i}
-		if _, ok := b.f.cache.Get(k); ok {
-			continue
-		}
-		if b.f.opts.Disk != nil && b.f.opts.Disk.Has(k) {
-			continue
-		}
-		b.f.fillAsync(k, b.size) // the result lands in the caches
+	for _, r := range b.claimRuns(first, last) {
+		go b.f.fetchRun(b.digest, b.size, r.first, r.flights)
 	}
 }
 
-// Fill brings the whole blob into the cache, chunk after chunk. With
-// lowPriority it waits while reads are waiting for fetches, so that it
-// gives way to them. It returns when done, when ctx ends, or at the first
-// error.
+// run is a claimed series of consecutive chunks.
+type run struct {
+	first   int64
+	flights []*flight
+}
+
+// claimRuns claims the chunks first..last that are not cached or in flight
+// and groups them into runs of consecutive chunks of at most MaxRequest
+// bytes.
+func (b *Blob) claimRuns(first, last int64) []run {
+	maxRun := max(1, b.f.opts.MaxRequest/b.f.opts.ChunkSize)
+	var runs []run
+	var cur *run
+	for i := first; i <= last; i++ {
+		k := cache.Key{Digest: b.digest, Index: i}
+		if b.isCached(k) {
+			cur = nil
+			continue
+		}
+		fl, ok := b.f.flights.tryClaim(k)
+		if !ok {
+			cur = nil
+			continue
+		}
+		if cur == nil || int64(len(cur.flights)) >= maxRun {
+			runs = append(runs, run{first: i})
+			cur = &runs[len(runs)-1]
+		}
+		cur.flights = append(cur.flights, fl)
+	}
+	return runs
+}
+
+func (b *Blob) isCached(k cache.Key) bool {
+	if _, ok := b.f.cache.Get(k); ok {
+		return true
+	}
+	return b.f.opts.Disk != nil && b.f.opts.Disk.Has(k)
+}
+
+// Fill brings the whole blob into the cache, one request of up to
+// MaxRequest bytes after another. With lowPriority it waits while reads are
+// waiting for fetches, so that it gives way to them. It returns when done,
+// when ctx ends, or at the first error.
 func (b *Blob) Fill(ctx context.Context, lowPriority bool) error {
 	total := numChunks(b.size, b.f.opts.ChunkSize)
-	for i := int64(0); i < total; i++ {
+	step := max(1, b.f.opts.MaxRequest/b.f.opts.ChunkSize)
+	for i := int64(0); i < total; i += step {
 		for lowPriority && b.f.active.Load() > 0 {
 			select {
 			case <-ctx.Done():
@@ -43,20 +78,16 @@ func (b *Blob) Fill(ctx context.Context, lowPriority bool) error {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		k := cache.Key{Digest: b.digest, Index: i}
-		if _, ok := b.f.cache.Get(k); ok {
-			continue
+		last := min(total-1, i+step-1)
+		runs := b.claimRuns(i, last)
+		for _, r := range runs {
+			b.f.fetchRun(b.digest, b.size, r.first, r.flights)
 		}
-		if b.f.opts.Disk != nil && b.f.opts.Disk.Has(k) {
-			continue
-		}
-		select {
-		case r := <-b.f.fillAsync(k, b.size):
-			if r.Err != nil {
-				return r.Err
+		// Wait for chunks of this stretch that others had in flight.
+		for j := i; j <= last; j++ {
+			if _, err := b.f.chunk(ctx, b.digest, b.size, j); err != nil {
+				return err
 			}
-		case <-ctx.Done():
-			return ctx.Err()
 		}
 	}
 	return nil

@@ -9,7 +9,10 @@ import (
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	stop := startProfile()
+	err := newRootCmd().Execute()
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "osimagefs:", oneLine(err))
 		os.Exit(exitCode(err))
 	}

@@ -88,17 +88,34 @@ func unescapeMountinfo(s string) string {
 	return b.String()
 }
 
-// unmount stops the server. If the mount is busy it retries briefly, then
-// detaches it (lazy unmount) so the daemon can still exit.
+// unmount stops the server. It first tries a clean unmount, retrying for
+// about a second while the mount is busy. If files are still open (readers
+// in flight), it force-unmounts and detaches the mount point: MNT_FORCE
+// aborts the FUSE connection, so every read in flight ends with an error
+// (the kernel answers the readers with ECONNABORTED, go-fuse cancels the
+// requests' contexts) and later reads of the open files fail with ENOTCONN,
+// and MNT_DETACH removes the mount point from the namespace. Without
+// MNT_FORCE, a lazy unmount alone would leave the daemon serving the open
+// files for as long as anyone holds them. A daemon without CAP_SYS_ADMIN
+// can only detach.
 func unmount(srv *fuse.Server, dir string, log *slog.Logger) {
 	var err error
-	for i := 0; i < 5; i++ {
+	deadline := time.Now().Add(time.Second)
+	for {
 		if err = srv.Unmount(); err == nil {
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	log.Warn("mount point busy, detaching it", "mountpoint", dir, "err", err)
+	log.Warn("mount point busy: aborting the reads in flight and detaching it", "mountpoint", dir, "err", err)
+	ferr := syscall.Unmount(dir, syscall.MNT_FORCE|syscall.MNT_DETACH)
+	if ferr == nil {
+		return
+	}
+	log.Warn("forced unmount failed; detaching only, the daemon exits when the last open file is closed", "mountpoint", dir, "err", ferr)
 	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
 		log.Error("detach failed", "mountpoint", dir, "err", err)
 	}
