@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -71,7 +72,7 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	fl := c.Flags()
 	f.remote.register(fl)
 	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB")
-	fl.Var(&f.memoryCache, "memory-cache", "bytes of chunks kept in memory (LRU)")
+	fl.Var(&f.memoryCache, "memory-cache", "memory for chunks: those in flight and an LRU of recent ones")
 	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 60*time.Second, "a read that cannot be served in this time fails with EIO")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -120,12 +121,20 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		log.Warn(w)
 	}
 
-	mem, err := cache.NewMemory(int64(f.memoryCache), int64(f.chunkSize))
+	// --memory-cache bounds all chunk memory: the LRU gets what the
+	// requests in flight (at most --parallel of maxRequest bytes) leave,
+	// and the Go runtime is told to collect garbage before the process
+	// grows much beyond it.
+	const maxRequest = 8 << 20
+	inflight := int64(f.parallel) * max(int64(f.chunkSize), maxRequest)
+	debug.SetMemoryLimit(int64(f.memoryCache) + 48<<20)
+	mem, err := cache.NewMemory(max(int64(f.chunkSize), int64(f.memoryCache)-inflight), int64(f.chunkSize))
 	if err != nil {
 		return usageError{err}
 	}
 	lopts := lazy.Options{
 		ChunkSize:    int64(f.chunkSize),
+		MaxRequest:   maxRequest,
 		Parallel:     f.parallel,
 		FetchTimeout: f.readTimeout,
 		Logger:       log,
