@@ -82,10 +82,29 @@ func (s nameSet) claim(name string) string {
 		stem, ext = name, ""
 	}
 	for i := 2; ; i++ {
-		cand := fmt.Sprintf("%s-%d%s", stem, i, ext)
+		suffix := fmt.Sprintf("-%d", i)
+		cand := stem + suffix + ext
+		if len(cand) > maxNameLen { // keep the result a SafeName: shorten the stem
+			if budget := maxNameLen - len(suffix) - len(ext); budget > 0 {
+				cand = truncateUTF8(stem, budget) + suffix + ext
+			} else { // the extension alone is too long: cut the whole name
+				cand = truncateUTF8(name, maxNameLen-len(suffix)) + suffix
+			}
+		}
 		if !s[cand] {
 			s[cand] = true
 			return cand
 		}
 	}
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

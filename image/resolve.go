@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -83,16 +84,22 @@ type resolver struct {
 	files     []File
 	warnings  []string
 	images    int // manifests that made it into the tree
+	entries   int // index entries seen, over all nested indexes
 	filtered  int // index entries dropped by the platform filter
 }
 
 // index walks the entries of an index, following nested indexes up to
 // MaxIndexDepth. inherited is the platform of the entry that led here.
 func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.Platform, depth int) error {
-	if depth >= MaxIndexDepth {
+	if depth > MaxIndexDepth {
 		return fmt.Errorf("indexes nested more than %d deep", MaxIndexDepth)
 	}
 	for _, e := range doc.Manifests {
+		// Nested indexes may repeat entries: bound the whole walk, not
+		// just each index, or a few small documents fan out without end.
+		if r.entries++; r.entries > MaxManifests {
+			return fmt.Errorf("more than the limit of %d index entries in all (nested indexes included)", MaxManifests)
+		}
 		if e.Platform == nil {
 			e.Platform = inherited
 		}
@@ -100,7 +107,9 @@ func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.P
 			r.warnf("skipped %s: a %s, not an OS image", e.Digest, t)
 			continue
 		}
-		if len(r.platforms) > 0 && !IsIndex(e.MediaType) && !anyMatch(r.platforms, platformOrEmpty(e.Platform)) {
+		// An entry without an architecture is matched after fetching, on the
+		// manifest's "architecture" annotation (the tree's own fallback).
+		if len(r.platforms) > 0 && !IsIndex(e.MediaType) && platformOrEmpty(e.Platform).Architecture != "" && !anyMatch(r.platforms, platformOrEmpty(e.Platform)) {
 			r.filtered++
 			continue
 		}
@@ -120,6 +129,13 @@ func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.P
 				return err
 			}
 			continue
+		}
+		if p := platformOrEmpty(e.Platform); len(r.platforms) > 0 && p.Architecture == "" {
+			p.Architecture = sub.Annotations[annotationArchitecture]
+			if !anyMatch(r.platforms, p) {
+				r.filtered++
+				continue
+			}
 		}
 		ok, err := r.manifest(ctx, e, sub, raw, e.Platform)
 		if err != nil {
@@ -149,10 +165,12 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 	platform := strings.TrimPrefix(osName+"/"+arch, "/")
 
 	names := nameSet{}
-	add := func(name string, f File) {
-		f.Path = dir + "/" + names.claim(name)
+	add := func(name string, f File) string {
+		name = names.claim(name)
+		f.Path = dir + "/" + name
 		f.Platform = platform
 		r.files = append(r.files, f)
+		return name
 	}
 	add("manifest.json", File{Role: RoleManifest, MediaType: firstNonEmpty(doc.MediaType, desc.MediaType), Digest: desc.Digest, Size: int64(len(raw)), Data: raw})
 
@@ -182,12 +200,14 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 		name := role.FileName()
 		if role == RoleUnknown {
 			name = unknownLayerName(l.Annotations[annotationTitle], l.Digest)
-			r.warnf("%s: layer %s has unknown media type %q, shown as %s", dir, l.Digest, l.MediaType, name)
 		}
 		if role == RoleCmdline {
 			hasCmdline = true
 		}
-		add(name, File{Role: role, MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+		name = add(name, File{Role: role, MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+		if role == RoleUnknown {
+			r.warnf("%s: layer %s has unknown media type %q, shown as %s", dir, l.Digest, l.MediaType, name)
+		}
 	}
 	if !hasCmdline && cfg.CommandLine != "" {
 		add(RoleCmdline.FileName(), File{Role: RoleCmdline, MediaType: "text/plain", Size: int64(len(cfg.CommandLine)), Data: []byte(cfg.CommandLine)})
@@ -198,6 +218,10 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 
 // claimDir hands out "<arch>/<variant>", suffixing the variant on a clash.
 func (r *resolver) claimDir(arch, variant string) string {
+	if r.dirs[arch] { // named like a file at the top (index.json): suffix it
+		ext := path.Ext(arch)
+		arch = strings.TrimSuffix(arch, ext) + "-2" + ext
+	}
 	dir := arch + "/" + variant
 	if !r.dirs[dir] {
 		r.dirs[dir] = true
