@@ -32,7 +32,10 @@ import (
 // A chunk is written to tmp/ and renamed into place, so a process killed at
 // any moment leaves either a whole chunk or none: a chunk file is never
 // partly written. Recency survives restarts through file modification
-// times, which Open reads to rebuild the LRU order.
+// times, which Open reads to rebuild the LRU order: a write sets a chunk's
+// time, and a read that hits refreshes it when it is more than
+// touchInterval old (so reads cost at most one metadata write per chunk per
+// interval, and the order after a restart is exact to that interval).
 //
 // Lock order: Disk.mu only; no I/O other than unlink happens under it.
 type Disk struct {
@@ -43,12 +46,30 @@ type Disk struct {
 	lockFile  *os.File
 	log       *slog.Logger
 
-	mu       sync.Mutex // guards the fields below
-	lru      *simplelru.LRU[string, int64] // path relative to root -> bytes
-	used     int64                         // bytes of all chunk files in lru
-	perBlob  map[digest.Digest]int64       // chunks present, per blob of this chunk size
+	mu       sync.Mutex                         // guards the fields below
+	lru      *simplelru.LRU[string, *diskEntry] // path relative to root -> its file
+	used     int64                              // bytes of all chunk files in lru
+	pending  int64                              // bytes of chunks being written (in tmp/, or renamed but not yet in lru)
+	perBlob  map[digest.Digest]int64            // chunks present, per blob of this chunk size
 	verified map[digest.Digest]bool
+	gen      uint64 // last diskEntry.gen handed out
 }
+
+// diskEntry is one chunk file in the index.
+type diskEntry struct {
+	size int64
+	// gen tells this entry from a later one for the same path, so that a
+	// reader who found the file missing or short drops only the entry it
+	// read, never a newer one written meanwhile.
+	gen uint64
+	// touched is the file's modification time as last set or seen, in
+	// Unix nanoseconds.
+	touched int64
+}
+
+// touchInterval is how stale a chunk's file time may get before a read
+// refreshes it.
+const touchInterval = time.Minute
 
 // ErrCacheBusy: another process uses the cache directory.
 var ErrCacheBusy = errors.New("cache directory in use by another osimagefs process")
@@ -75,7 +96,7 @@ func OpenDisk(root string, chunkSize, limit int64, log *slog.Logger) (*Disk, err
 		chunkSize: chunkSize, limit: limit, lockFile: lf, log: log,
 		perBlob: map[digest.Digest]int64{}, verified: map[digest.Digest]bool{},
 	}
-	d.lru, _ = simplelru.NewLRU[string, int64](1<<31-1, nil)
+	d.lru, _ = simplelru.NewLRU[string, *diskEntry](1<<31-1, nil)
 	if err := d.load(); err != nil {
 		lf.Close()
 		return nil, err
@@ -139,16 +160,24 @@ func (d *Disk) load() error {
 		return fmt.Errorf("scan disk cache %s: %w", d.root, err)
 	}
 	slices.SortFunc(found, func(a, b entry) int { return a.mtime.Compare(b.mtime) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, e := range found {
-		d.lru.Add(e.rel, e.size)
+		d.gen++
+		d.lru.Add(e.rel, &diskEntry{size: e.size, gen: d.gen, touched: e.mtime.UnixNano()})
 		d.used += e.size
 		if dg, ok := d.blobOf(e.rel); ok {
 			d.perBlob[dg]++
 		}
 	}
-	d.mu.Lock()
+	// A verified marker of a blob none of whose chunks are left is stale.
+	for dg := range d.verified {
+		if d.perBlob[dg] == 0 {
+			delete(d.verified, dg)
+			_ = os.Remove(filepath.Join(d.root, filepath.Dir(d.path(Key{Digest: dg})), "verified"))
+		}
+	}
 	d.evictLocked(0)
-	d.mu.Unlock()
 	d.log.Debug("disk cache opened", "dir", d.root, "chunks", len(found), "bytes", d.used, "limit", d.limit)
 	return nil
 }
@@ -176,14 +205,23 @@ func (d *Disk) blobOf(rel string) (digest.Digest, bool) {
 func (d *Disk) ReadAt(k Key, p []byte, off int64) (bool, error) {
 	rel := d.path(k)
 	d.mu.Lock()
-	_, ok := d.lru.Get(rel)
+	e, ok := d.lru.Get(rel)
+	var gen uint64
+	var touch time.Time
+	if ok {
+		gen = e.gen
+		if now := time.Now(); now.UnixNano()-e.touched >= int64(touchInterval) {
+			e.touched, touch = now.UnixNano(), now
+		}
+	}
 	d.mu.Unlock()
 	if !ok {
 		return false, nil
 	}
-	f, err := os.Open(filepath.Join(d.root, rel))
+	path := filepath.Join(d.root, rel)
+	f, err := os.Open(path)
 	if err != nil {
-		d.forget(rel)
+		d.forget(rel, gen)
 		return false, nil
 	}
 	defer f.Close()
@@ -191,10 +229,14 @@ func (d *Disk) ReadAt(k Key, p []byte, off int64) (bool, error) {
 	if n < len(p) {
 		if err == nil || errors.Is(err, io.EOF) {
 			d.log.Warn("disk cache chunk shorter than expected, dropping it", "chunk", k.String())
-			d.remove(rel)
+			d.remove(rel, gen)
 			return false, nil
 		}
 		return false, fmt.Errorf("read cached %s: %w", k, err)
+	}
+	if !touch.IsZero() {
+		// Best effort: the file may have been evicted meanwhile.
+		_ = os.Chtimes(path, touch, touch)
 	}
 	return true, nil
 }
@@ -207,7 +249,8 @@ func (d *Disk) Has(k Key) bool {
 }
 
 // Add stores chunk k. It first evicts least recently used chunks so that
-// the bytes on disk stay within the limit.
+// the bytes on disk, the chunks other Adds are writing included, stay
+// within the limit (unless the chunks being written alone exceed it).
 func (d *Disk) Add(k Key, b []byte) error {
 	rel := d.path(k)
 	size := int64(len(b))
@@ -217,8 +260,30 @@ func (d *Disk) Add(k Key, b []byte) error {
 		return nil
 	}
 	d.evictLocked(size)
+	d.pending += size
 	d.mu.Unlock()
+	if err := d.write(k, rel, b); err != nil {
+		d.mu.Lock()
+		d.pending -= size
+		d.mu.Unlock()
+		return err
+	}
+	d.mu.Lock()
+	d.pending -= size
+	if !d.lru.Contains(rel) {
+		d.gen++
+		d.lru.Add(rel, &diskEntry{size: size, gen: d.gen, touched: time.Now().UnixNano()})
+		d.used += size
+		d.perBlob[k.Digest]++
+	}
+	d.evictLocked(0)
+	d.mu.Unlock()
+	return nil
+}
 
+// write puts chunk k's file in place at rel: written to tmp/, then
+// renamed, so that it is never seen partly written.
+func (d *Disk) write(k Key, rel string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Join(d.root, "tmp"), "chunk-")
 	if err != nil {
 		return fmt.Errorf("cache %s: %w", k, err)
@@ -238,54 +303,61 @@ func (d *Disk) Add(k Key, b []byte) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("cache %s: %w", k, err)
 	}
-	d.mu.Lock()
-	if !d.lru.Contains(rel) {
-		d.lru.Add(rel, size)
-		d.used += size
-		d.perBlob[k.Digest]++
-	}
-	d.evictLocked(0)
-	d.mu.Unlock()
 	return nil
 }
 
-// evictLocked removes least recently used chunks until room more bytes fit.
+// evictLocked removes least recently used chunks until room more bytes fit
+// beside those on disk and those being written.
 func (d *Disk) evictLocked(room int64) {
-	for d.used+room > d.limit {
-		rel, size, ok := d.lru.RemoveOldest()
+	for d.used+d.pending+room > d.limit {
+		rel, e, ok := d.lru.RemoveOldest()
 		if !ok {
 			return
 		}
-		d.used -= size
-		if dg, ok := d.blobOf(rel); ok {
-			d.perBlob[dg]--
-			if d.perBlob[dg] <= 0 {
-				delete(d.perBlob, dg)
-			}
-			if d.verified[dg] {
-				delete(d.verified, dg)
-				_ = os.Remove(filepath.Join(d.root, filepath.Dir(rel), "verified"))
-			}
-		}
+		d.droppedLocked(rel, e)
 		_ = os.Remove(filepath.Join(d.root, rel))
 	}
 }
 
-// forget drops rel from the index (its file is already gone).
-func (d *Disk) forget(rel string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if size, ok := d.lru.Peek(rel); ok {
-		d.lru.Remove(rel)
-		d.used -= size
-		if dg, ok := d.blobOf(rel); ok {
-			d.perBlob[dg]--
-		}
+// droppedLocked accounts for chunk rel (entry e) leaving the index: the
+// bytes, the blob's chunk count, and the blob's verified mark (on disk
+// too), since the blob is no longer complete.
+func (d *Disk) droppedLocked(rel string, e *diskEntry) {
+	d.used -= e.size
+	dg, ok := d.blobOf(rel)
+	if !ok {
+		return
+	}
+	d.perBlob[dg]--
+	if d.perBlob[dg] <= 0 {
+		delete(d.perBlob, dg)
+	}
+	if d.verified[dg] {
+		delete(d.verified, dg)
+		_ = os.Remove(filepath.Join(d.root, filepath.Dir(rel), "verified"))
 	}
 }
 
-// remove deletes rel and drops it from the index.
-func (d *Disk) remove(rel string) {
-	d.forget(rel)
-	_ = os.Remove(filepath.Join(d.root, rel))
+// forget drops rel from the index (its file is already gone). With gen 0
+// it drops whatever entry rel has; otherwise only the entry of that
+// generation, so that a reader's stale finding never drops a chunk
+// written after it looked.
+func (d *Disk) forget(rel string, gen uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.lru.Peek(rel)
+	if !ok || (gen != 0 && e.gen != gen) {
+		return false
+	}
+	d.lru.Remove(rel)
+	d.droppedLocked(rel, e)
+	return true
+}
+
+// remove drops rel (of generation gen, or any with 0) from the index and
+// deletes its file.
+func (d *Disk) remove(rel string, gen uint64) {
+	if d.forget(rel, gen) {
+		_ = os.Remove(filepath.Join(d.root, rel))
+	}
 }

@@ -62,12 +62,24 @@ func (d *Disk) Verify(ctx context.Context, dg digest.Digest, n int64) error {
 		d.dropBlob(dg, n)
 		return &DigestMismatchError{Digest: dg, Got: got}
 	}
-	d.mu.Lock()
-	d.verified[dg] = true
-	d.mu.Unlock()
+	// The marker goes first and the mark only if every chunk is still
+	// indexed: a chunk evicted meanwhile must not leave a blob marked
+	// verified, in memory or on disk, that is not complete. (Eviction
+	// removes the marker of a marked blob; before the mark, it is ours to
+	// remove.)
 	marker := filepath.Join(d.root, filepath.Dir(d.path(Key{Digest: dg})), "verified")
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		return fmt.Errorf("record %s as verified: %w", dg, err)
+	}
+	d.mu.Lock()
+	complete := d.perBlob[dg] >= n
+	if complete {
+		d.verified[dg] = true
+	}
+	d.mu.Unlock()
+	if !complete {
+		_ = os.Remove(marker)
+		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
 	return nil
 }
@@ -75,7 +87,7 @@ func (d *Disk) Verify(ctx context.Context, dg digest.Digest, n int64) error {
 // dropBlob deletes every chunk of blob dg.
 func (d *Disk) dropBlob(dg digest.Digest, n int64) {
 	for i := int64(0); i < n; i++ {
-		d.remove(d.path(Key{Digest: dg, Index: i}))
+		d.remove(d.path(Key{Digest: dg, Index: i}), 0)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -16,6 +17,10 @@ type Blob struct {
 	f      *Fetcher
 	digest digest.Digest
 	size   int64
+
+	// checkOnce starts, at the first disk hit, the verification of a blob
+	// that an earlier process completed on disk but did not verify.
+	checkOnce sync.Once
 }
 
 // Size is the blob's size from its descriptor.
@@ -79,6 +84,11 @@ func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
 	}
 	if b.f.opts.Disk != nil {
 		if ok, err := b.f.opts.Disk.ReadAt(k, dst, lo-cOff); err == nil && ok {
+			b.checkOnce.Do(func() {
+				if chunks := numChunks(b.size, cs); b.f.opts.Disk.NeedsVerify(b.digest, chunks) {
+					go b.f.verify(b.digest, chunks)
+				}
+			})
 			return nil
 		}
 	}

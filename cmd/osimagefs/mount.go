@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -107,6 +108,21 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		return err
 	}
 
+	// The disk cache is locked before anything else, so that a second
+	// daemon on the same directory is refused at once.
+	var disk *cache.Disk
+	if f.cacheDir != "none" {
+		disk, err = cache.OpenDisk(f.cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
+		if errors.Is(err, cache.ErrCacheBusy) {
+			return err
+		}
+		if err != nil {
+			return usageError{err}
+		}
+		defer disk.Close()
+		log.Debug("disk cache", "dir", f.cacheDir, "used", disk.Used(), "limit", disk.Limit())
+	}
+
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	store, err := blobstore.Open(rctx, ref, f.remote.storeOptions(log))
@@ -139,14 +155,8 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		FetchTimeout: f.readTimeout,
 		Logger:       log,
 	}
-	if f.cacheDir != "none" {
-		disk, err := cache.OpenDisk(f.cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
-		if err != nil {
-			return usageError{err}
-		}
-		defer disk.Close()
+	if disk != nil {
 		lopts.Disk = disk
-		log.Debug("disk cache", "dir", f.cacheDir, "used", disk.Used(), "limit", disk.Limit())
 	}
 	fetcher, err := lazy.NewFetcher(store, mem, lopts)
 	if err != nil {

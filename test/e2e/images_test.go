@@ -29,11 +29,11 @@ type layerFile struct {
 
 // sources are the files the test images are made of, built once per run.
 type sources struct {
-	dir       string
-	amd64     []layerFile
-	arm64     []layerFile
-	diskTree  map[string]string // path -> sha256 inside the ext4 disk
-	cmdline   string
+	dir      string
+	amd64    []layerFile
+	arm64    []layerFile
+	diskTree map[string]string // path -> sha256 inside the ext4 disk
+	cmdline  string
 }
 
 var (
