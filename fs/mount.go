@@ -2,6 +2,7 @@ package fs
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -47,8 +48,18 @@ func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 			MaxWrite:      1 << 20,
 			MaxReadAhead:  1 << 20,
 			DirectMount:   true,
-			Debug:         o.Debug,
-			DisableXAttrs: true,
+			// "ro" among the options only makes the superblock read-only;
+			// MS_RDONLY also makes the mount itself read-only, so that
+			// findmnt, mount and /proc/self/mountinfo say "ro". nosuid
+			// and nodev are go-fuse's (and fusermount's) defaults.
+			DirectMountFlags: syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
+			Debug:            o.Debug,
+			DisableXAttrs:    true,
+			// Replies are bytes in memory, never file descriptors, so
+			// there is nothing to splice; and go-fuse's attempt fails
+			// (and logs "trySplice: ... max pipe size") on every 1 MiB
+			// read, because header plus data exceed the 1 MiB pipe.
+			DisableSplice: true,
 		},
 	}
 	srv, err := gofs.Mount(dir, root, opts)

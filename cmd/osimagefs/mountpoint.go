@@ -23,14 +23,10 @@ func checkMountpoint(dir string, log *slog.Logger) (string, error) {
 	if err != nil {
 		return "", mountpointError{fmt.Errorf("mount point %s: %w", dir, err)}
 	}
-	st, err := os.Stat(abs)
-	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
-		if uerr := syscall.Unmount(abs, syscall.MNT_DETACH); uerr != nil {
-			return "", mountpointError{fmt.Errorf("mount point %s holds a dead FUSE mount that could not be cleared: %w", abs, uerr)}
-		}
-		log.Warn("cleared a dead mount left by a daemon that did not exit cleanly", "mountpoint", abs)
-		st, err = os.Stat(abs)
+	if err := clearDeadMounts(abs, log); err != nil {
+		return "", err
 	}
+	st, err := os.Stat(abs)
 	if err != nil {
 		return "", mountpointError{fmt.Errorf("mount point %s: %w", abs, err)}
 	}
@@ -41,6 +37,50 @@ func checkMountpoint(dir string, log *slog.Logger) (string, error) {
 		return "", mountpointError{fmt.Errorf("mount point %s is already mounted (%s); unmount it first", abs, src)}
 	}
 	return abs, nil
+}
+
+// probeTimeout bounds the liveness probe of a FUSE mount whose daemon
+// may be alive but stuck.
+const probeTimeout = 3 * time.Second
+
+// clearDeadMounts detaches dead FUSE mounts at dir (a daemon that was
+// killed leaves one; several if that happened repeatedly). A stat of the
+// mount point does not tell: the kernel answers it from the attributes it
+// cached while the daemon lived. statfs always asks the daemon, and fails
+// with ENOTCONN (or ECONNABORTED after an abort) once it is gone. Live
+// mounts, and mounts that are not FUSE, are left alone for checkMountpoint
+// to refuse.
+func clearDeadMounts(dir string, log *slog.Logger) error {
+	for range 16 {
+		src, ok := mountedAt(dir)
+		if !ok || !strings.HasPrefix(src, "fuse") {
+			return nil
+		}
+		if err := probe(dir); !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
+			return nil
+		}
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			return mountpointError{fmt.Errorf("mount point %s holds a dead FUSE mount (%s) that could not be cleared: %w", dir, src, err)}
+		}
+		log.Warn("cleared a dead mount left by a daemon that did not exit cleanly", "mountpoint", dir, "was", src)
+	}
+	return mountpointError{fmt.Errorf("mount point %s: too many dead mounts stacked on it", dir)}
+}
+
+// probe is statfs(dir), given up on after probeTimeout (a stuck daemon
+// never answers): then it reports nil, i.e. "not dead".
+func probe(dir string) error {
+	done := make(chan error, 1)
+	go func() {
+		var st syscall.Statfs_t
+		done <- syscall.Statfs(dir, &st)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(probeTimeout):
+		return nil
+	}
 }
 
 // mountedAt reports whether something is mounted exactly at dir, and what.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/osimagefs/osimagefs/blobstore"
 )
 
 // globalFlags are shared by every command.
@@ -50,7 +51,7 @@ Exit status: 0 success, 1 other failure, 2 bad usage or input,
 	}
 	for _, c := range root.Commands() {
 		if run := c.RunE; run != nil {
-			c.RunE = func(cmd *cobra.Command, args []string) error { return redactError(run(cmd, args)) }
+			c.RunE = func(cmd *cobra.Command, args []string) error { return redactError(explain(run(cmd, args))) }
 		}
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -135,9 +136,30 @@ type redactedError struct{ error }
 func (e redactedError) Error() string { return redact(e.error.Error()) }
 func (e redactedError) Unwrap() error { return e.error }
 
-func redactError(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) && err.Error() == context.Canceled.Error() {
+// explain puts the class of an access error first in its message, with
+// what to do about it: the registry's own text ("HTTP 401 Unauthorized:
+// UNAUTHORIZED: authentication required") does not say where the
+// credentials come from.
+func explain(err error) error {
+	if err == nil || !errors.Is(err, blobstore.ErrUnauthorized) || strings.Contains(err.Error(), blobstore.ErrUnauthorized.Error()) {
 		return err
+	}
+	return prefixedError{"access denied (check the credentials for the registry: docker login, or $DOCKER_CONFIG/config.json)", err}
+}
+
+// prefixedError puts a sentence before an error's message; it unwraps to
+// the error.
+type prefixedError struct {
+	prefix string
+	error
+}
+
+func (e prefixedError) Error() string { return e.prefix + ": " + e.error.Error() }
+func (e prefixedError) Unwrap() error { return e.error }
+
+func redactError(err error) error {
+	if err == nil {
+		return nil
 	}
 	return redactedError{err}
 }
