@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if srcVal != nil {
+		os.RemoveAll(srcVal.dir) // the sources built by buildSources
+	}
 	os.Exit(code)
 }
 

@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/osimagefs/osimagefs/test/fixture"
+	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
 // The OS media that TestBootFromMount boots and TestBrowseMounted browses:
@@ -33,8 +34,7 @@ const (
 	mediaISOFiles  = 10
 	markerName     = "marker.txt"
 
-	// mediaVersion names the recipe in the cache key: change it whenever
-	// makeMedia changes what it builds.
+	// mediaVersion starts the names of cache entries (see buildMedia).
 	mediaVersion = "media-v1"
 )
 
@@ -62,11 +62,12 @@ var (
 //
 // Building them takes a while (900 MiB of random files, mkfs.ext4 -d), so
 // they are kept between runs in <repo>/.cache/e2e/<mediaVersion>-<key>, a
-// git-ignored directory: they are built in a temporary directory beside
-// it, whose sources are removed at once, and renamed into place only when
-// complete, so an interrupted or concurrent run never sees half an entry.
-// Entries from other recipes are removed. Set OSIMAGEFS_E2E_REBUILD=1 to
-// build afresh.
+// git-ignored directory, where key hashes the sizes and the source of the
+// code that builds them. They are built in a temporary directory beside
+// it, whose source trees are removed as soon as each image is made, and
+// renamed into place only when complete, so an interrupted or concurrent
+// run never sees half an entry. Entries of other keys are removed once
+// unused for an hour. Set OSIMAGEFS_E2E_REBUILD=1 to build afresh.
 func buildMedia(t *testing.T) *osMedia {
 	t.Helper()
 	fixture.RequireTools(t, "mkfs.ext4", "mksquashfs", "xorriso")
@@ -75,9 +76,9 @@ func buildMedia(t *testing.T) *osMedia {
 		t.Fatalf("build OS media: %v", mediaErr)
 	}
 	if mediaVal.reused {
-		t.Logf("media: reused %s", mediaVal.dir)
+		t.Logf("media: %s, from an earlier run", mediaVal.dir)
 	} else {
-		t.Logf("media: built %s in %s", mediaVal.dir, mediaVal.built.Round(time.Millisecond))
+		t.Logf("media: %s, built by this run in %s", mediaVal.dir, mediaVal.built.Round(time.Millisecond))
 	}
 	return mediaVal
 }
@@ -101,15 +102,24 @@ func loadOrMakeMedia() (*osMedia, error) {
 		return nil, err
 	}
 	cacheDir := filepath.Join(root, ".cache", "e2e")
-	recipe := fmt.Sprintf("%s disk=%d/%d/%d sq=%d/%d iso=%d/%d", mediaVersion,
+	// The key covers the sizes and the code that builds the media.
+	h := sha256.New()
+	fmt.Fprintf(h, "%s disk=%d/%d/%d sq=%d/%d iso=%d/%d\n", mediaVersion,
 		mediaDiskSize, mediaDiskData, mediaDiskFiles, mediaSqData, mediaSqFiles, mediaISOData, mediaISOFiles)
-	sum := sha256.Sum256([]byte(recipe))
-	name := mediaVersion + "-" + hex.EncodeToString(sum[:6])
+	for _, f := range []string{"media_test.go", "../fixture/ext4.go", "../fixture/squashfs.go", "../fixture/iso.go", "../fixture/random.go", "../fixture/tree.go"} {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		h.Write(src)
+	}
+	name := mediaVersion + "-" + hex.EncodeToString(h.Sum(nil)[:6])
 	final := filepath.Join(cacheDir, name)
 
 	if os.Getenv("OSIMAGEFS_E2E_REBUILD") == "" {
 		if m, err := loadMedia(final); err == nil {
 			m.reused = true
+			markUsed(final)
 			return m, nil
 		}
 	}
@@ -172,23 +182,32 @@ func loadMedia(dir string) (*osMedia, error) {
 	return m, nil
 }
 
-// pruneMediaCache removes the entries of other recipes, and build
-// directories left by runs that died more than an hour ago.
+// markUsed records that a run uses the cache entry dir now.
+func markUsed(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(dir, "meta.json"), now, now)
+}
+
+// pruneMediaCache removes the entries of other keys that no run has used
+// for an hour (a run of another version of this code may be using one
+// right now), and build directories left by runs that died.
 func pruneMediaCache(cacheDir, keep string) {
 	entries, err := os.ReadDir(cacheDir)
 	if err != nil {
 		return
 	}
+	stale := func(p string) bool {
+		st, err := os.Stat(p)
+		return err != nil || time.Since(st.ModTime()) > time.Hour
+	}
 	for _, e := range entries {
-		n := e.Name()
+		n, p := e.Name(), filepath.Join(cacheDir, e.Name())
 		switch {
 		case n == keep:
-		case strings.HasPrefix(n, "media-"):
-			_ = os.RemoveAll(filepath.Join(cacheDir, n))
-		case strings.HasPrefix(n, ".build-"):
-			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
-				_ = os.RemoveAll(filepath.Join(cacheDir, n))
-			}
+		case strings.HasPrefix(n, "media-") && stale(filepath.Join(p, "meta.json")):
+			_ = os.RemoveAll(p)
+		case strings.HasPrefix(n, ".build-") && stale(p):
+			_ = os.RemoveAll(p)
 		}
 	}
 }
@@ -240,6 +259,10 @@ func makeMedia(ctx context.Context, src, out string) (*osMedia, error) {
 		}
 		// The source tree is no longer needed: free its space now.
 		if err := os.RemoveAll(tree); err != nil {
+			return nil, err
+		}
+		// Read-only, as a guard against edits to a cached entry.
+		if err := os.Chmod(img, 0o444); err != nil {
 			return nil, err
 		}
 		st, err := os.Stat(img)
@@ -327,6 +350,23 @@ func pushMediaImage(t *testing.T, host, repo string, layers []layerFile) mediaIm
 // seedLayer is a layer of the seed's media type for role, named name in the tree.
 func seedLayer(role, path, name string) layerFile {
 	return layerFile{"application/vnd.OpenKCM.image." + role, path, name}
+}
+
+// settled waits until c has fetched nothing new for a moment (read-ahead
+// and prefetch go on in the background after the read that started them)
+// and returns its blob bytes then.
+func settled(c *registrytest.Counter) int64 {
+	const quiet, most = 300 * time.Millisecond, 15 * time.Second
+	n := c.BlobBytes()
+	for start := time.Now(); time.Since(start) < most; {
+		time.Sleep(quiet)
+		m := c.BlobBytes()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
 }
 
 // mib formats n bytes in MiB.
