@@ -15,6 +15,15 @@ const (
 	MaxManifests    = 1000    // entries in one index
 	MaxIndexDepth   = 4       // indexes nested in indexes
 	MaxLayerSize    = 1 << 44 // 16 TiB: larger sizes are treated as corrupt
+
+	// MaxFiles bounds the files of the whole tree: an index may list one
+	// manifest of MaxLayers layers MaxManifests times.
+	MaxFiles = 2 * MaxLayers
+	// MaxTotalDocumentSize bounds the bytes of all the indexes, manifests
+	// and configs of one image (the top included): an index may list
+	// MaxManifests manifests of MaxDocumentSize bytes, each with a config
+	// as large, and the tree keeps those of OS images in memory.
+	MaxTotalDocumentSize = 16 * MaxDocumentSize
 )
 
 // document is the union of the fields of an index and a manifest that we
@@ -35,8 +44,12 @@ type config struct {
 }
 
 // parseDocument decodes an index or a manifest and decides which it is: the
-// document's own mediaType wins, then the media type it was served or
-// referenced with, then its shape (a "manifests" list means an index).
+// document's own mediaType wins; without one, an unambiguous shape (a
+// "manifests" list and no "layers" or "config", or the other way round)
+// wins over the media type it was served or referenced with, which a
+// registry or proxy may get wrong and which is not covered by the digest;
+// then that media type; then the shape again (a "manifests" list and no
+// "layers" means an index).
 func parseDocument(raw []byte, servedType string) (document, bool, error) {
 	var d document
 	if err := json.Unmarshal(raw, &d); err != nil {
@@ -46,7 +59,13 @@ func parseDocument(raw []byte, servedType string) (document, bool, error) {
 	if mt == "" {
 		mt = servedType
 	}
-	isIndex := IsIndex(mt) || ((mt == "" || !looksLikeManifestType(mt)) && d.Manifests != nil && d.Layers == nil)
+	indexShape, manifestShape := d.Manifests != nil, d.Layers != nil || d.Config != nil
+	var isIndex bool
+	if d.MediaType == "" && indexShape != manifestShape {
+		isIndex = indexShape
+	} else {
+		isIndex = IsIndex(mt) || ((mt == "" || !looksLikeManifestType(mt)) && d.Manifests != nil && d.Layers == nil)
+	}
 	if isIndex {
 		if len(d.Manifests) > MaxManifests {
 			return d, true, fmt.Errorf("index has %d entries, more than the limit of %d", len(d.Manifests), MaxManifests)

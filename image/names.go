@@ -1,8 +1,8 @@
 package image
 
 import (
-	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -66,14 +66,28 @@ func safeElement(s, fallback string) string {
 	return out
 }
 
-// nameSet hands out unique names within one directory.
-type nameSet map[string]bool
+// nameSet hands out unique names within one directory. A name that is
+// taken maps to the next suffix to try when it is claimed again (>= 2); a
+// name not in the set (0) is free. Remembering where the last search ended
+// keeps n claims of one name linear: a manifest of MaxLayers layers of one
+// role must not cost MaxLayers² look-ups.
+type nameSet map[string]int
+
+// has reports whether name is taken.
+func (s nameSet) has(name string) bool { return s[name] > 0 }
+
+// take marks name as taken.
+func (s nameSet) take(name string) {
+	if s[name] == 0 {
+		s[name] = 2
+	}
+}
 
 // claim returns name, or name with "-2", "-3", ... inserted before its
 // extension if name is already taken, and marks the result as taken.
 func (s nameSet) claim(name string) string {
-	if !s[name] {
-		s[name] = true
+	if !s.has(name) {
+		s.take(name)
 		return name
 	}
 	ext := path.Ext(name)
@@ -81,8 +95,10 @@ func (s nameSet) claim(name string) string {
 	if stem == "" { // ".hidden": treat the whole name as the stem
 		stem, ext = name, ""
 	}
-	for i := 2; ; i++ {
-		suffix := fmt.Sprintf("-%d", i)
+	// Suffixes below s[name] were handed out for name before or were
+	// taken then; names are never released, so the search resumes there.
+	for i := s[name]; ; i++ {
+		suffix := "-" + strconv.Itoa(i)
 		cand := stem + suffix + ext
 		if len(cand) > maxNameLen { // keep the result a SafeName: shorten the stem
 			if budget := maxNameLen - len(suffix) - len(ext); budget > 0 {
@@ -91,8 +107,9 @@ func (s nameSet) claim(name string) string {
 				cand = truncateUTF8(name, maxNameLen-len(suffix)) + suffix
 			}
 		}
-		if !s[cand] {
-			s[cand] = true
+		if !s.has(cand) {
+			s[name] = i + 1
+			s.take(cand)
 			return cand
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -42,13 +43,14 @@ func Resolve(ctx context.Context, f Fetcher, top Top, platforms []Platform) (*Tr
 	}
 	doc, isIndex, err := parseDocument(top.Raw, top.MediaType)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", top.Digest, err)
+		return nil, fmt.Errorf("top document %s: %w", top.Digest, err)
 	}
-	r := &resolver{f: f, platforms: platforms, dirs: nameSet{"index.json": true}}
+	r := &resolver{f: f, platforms: platforms, dirs: nameSet{}, docBytes: int64(len(top.Raw))}
+	r.dirs.take("index.json")
 	t := &Tree{Digest: top.Digest, MediaType: firstNonEmpty(doc.MediaType, top.MediaType)}
 	if isIndex {
 		t.Files = append(t.Files, File{Path: "index.json", Role: RoleIndex, MediaType: t.MediaType, Digest: top.Digest, Size: int64(len(top.Raw)), Data: top.Raw})
-		if err := r.index(ctx, doc, nil, 0); err != nil {
+		if err := r.index(ctx, doc, nil, 0, nil); err != nil {
 			return nil, err
 		}
 	} else {
@@ -68,6 +70,9 @@ func Resolve(ctx context.Context, f Fetcher, top Top, platforms []Platform) (*Tr
 		if len(platforms) > 0 && r.filtered > 0 {
 			return nil, fmt.Errorf("no OS image in %s matches the requested platforms (%d entries filtered out)", top.Digest, r.filtered)
 		}
+		if len(r.warnings) == 0 {
+			return nil, fmt.Errorf("%s %w: the index lists no manifests", top.Digest, ErrNotOSImage)
+		}
 		return nil, fmt.Errorf("%s %w: no index entry is one (%s)", top.Digest, ErrNotOSImage, strings.Join(r.warnings, "; "))
 	}
 	t.Files = append(t.Files, r.files...)
@@ -83,18 +88,43 @@ type resolver struct {
 	dirs      nameSet // "<arch>/<variant>" directories handed out
 	files     []File
 	warnings  []string
-	images    int // manifests that made it into the tree
-	entries   int // index entries seen, over all nested indexes
-	filtered  int // index entries dropped by the platform filter
+	images    int   // manifests that made it into the tree
+	entries   int   // index entries seen, over all nested indexes
+	filtered  int   // index entries dropped by the platform filter
+	docBytes  int64 // bytes of the documents fetched so far, the top included
+}
+
+// fetched counts n more bytes of documents against MaxTotalDocumentSize.
+func (r *resolver) fetched(n int, what string) error {
+	r.docBytes += int64(n)
+	if r.docBytes > MaxTotalDocumentSize {
+		return fmt.Errorf("%s: the indexes, manifests and configs of the image add up to more than the limit of %d bytes", what, int64(MaxTotalDocumentSize))
+	}
+	return nil
+}
+
+// entryName names an index entry in errors: its position, through nested
+// indexes ("index entry 2", "index entry 0 > 3"), and its platform.
+func entryName(trail []int, p *ocispec.Platform) string {
+	pos := make([]string, len(trail))
+	for i, n := range trail {
+		pos[i] = strconv.Itoa(n)
+	}
+	s := "index entry " + strings.Join(pos, " > ")
+	if pl := platformOrEmpty(p); pl.OS != "" || pl.Architecture != "" {
+		s += fmt.Sprintf(" (platform %q)", strings.TrimPrefix(pl.OS+"/"+pl.Architecture, "/"))
+	}
+	return s
 }
 
 // index walks the entries of an index, following nested indexes up to
-// MaxIndexDepth. inherited is the platform of the entry that led here.
-func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.Platform, depth int) error {
+// MaxIndexDepth. inherited is the platform of the entry that led here;
+// trail is the position of that entry (nil at the top), for errors.
+func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.Platform, depth int, trail []int) error {
 	if depth > MaxIndexDepth {
 		return fmt.Errorf("indexes nested more than %d deep", MaxIndexDepth)
 	}
-	for _, e := range doc.Manifests {
+	for i, e := range doc.Manifests {
 		// Nested indexes may repeat entries: bound the whole walk, not
 		// just each index, or a few small documents fan out without end.
 		if r.entries++; r.entries > MaxManifests {
@@ -104,7 +134,7 @@ func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.P
 			e.Platform = inherited
 		}
 		if t := e.Annotations[annotationDockerRefType]; t != "" {
-			r.warnf("skipped %s: a %s, not an OS image", e.Digest, t)
+			r.warnf("skipped %s: a %q, not an OS image", e.Digest, t)
 			continue
 		}
 		// An entry without an architecture is matched after fetching, on the
@@ -113,19 +143,27 @@ func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.P
 			r.filtered++
 			continue
 		}
+		here := append(trail[:len(trail):len(trail)], i)
+		at := entryName(here, e.Platform)
 		raw, served, err := r.f.Manifest(ctx, e)
 		if err != nil {
-			return fmt.Errorf("fetch manifest %s: %w", e.Digest, err)
+			return fmt.Errorf("%s: fetch manifest %s: %w", at, e.Digest, err)
 		}
 		if err := verify(raw, e.Digest); err != nil {
-			return fmt.Errorf("manifest %s: %w", e.Digest, err)
+			return fmt.Errorf("%s: manifest %s: %w", at, e.Digest, err)
+		}
+		if err := r.fetched(len(raw), at); err != nil {
+			return err
 		}
 		sub, isIndex, err := parseDocument(raw, firstNonEmpty(served, e.MediaType))
 		if err != nil {
-			return fmt.Errorf("parse manifest %s: %w", e.Digest, err)
+			return fmt.Errorf("%s: parse manifest %s: %w", at, e.Digest, err)
 		}
 		if isIndex {
-			if err := r.index(ctx, sub, e.Platform, depth+1); err != nil {
+			if depth+1 > MaxIndexDepth {
+				return fmt.Errorf("%s: indexes nested more than %d deep", at, MaxIndexDepth)
+			}
+			if err := r.index(ctx, sub, e.Platform, depth+1, here); err != nil {
 				return err
 			}
 			continue
@@ -139,7 +177,7 @@ func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.P
 		}
 		ok, err := r.manifest(ctx, e, sub, raw, e.Platform)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", at, err)
 		}
 		if !ok {
 			r.warnf("skipped %s: not an OS image (%s)", e.Digest, describe(sub))
@@ -153,6 +191,11 @@ func (r *resolver) index(ctx context.Context, doc document, inherited *ocispec.P
 func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc document, raw []byte, p *ocispec.Platform) (bool, error) {
 	if !isOSImage(doc) {
 		return false, nil
+	}
+	// A manifest adds its layers and up to three files of its own
+	// (manifest.json, config.json, cmdline).
+	if n := len(r.files) + len(doc.Layers) + 3; n > MaxFiles {
+		return false, fmt.Errorf("manifest %s: its %d layers would take the tree past the limit of %d files (%d files before it)", desc.Digest, len(doc.Layers), MaxFiles, len(r.files))
 	}
 	arch := ""
 	osName := ""
@@ -187,6 +230,9 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 		if err := verify(craw, c.Digest); err != nil {
 			return false, fmt.Errorf("config %s of manifest %s: %w", c.Digest, desc.Digest, err)
 		}
+		if err := r.fetched(len(craw), fmt.Sprintf("config %s of manifest %s", c.Digest, desc.Digest)); err != nil {
+			return false, err
+		}
 		if int64(len(craw)) != c.Size {
 			return false, fmt.Errorf("config %s of manifest %s: descriptor says %d bytes, registry sent %d", c.Digest, desc.Digest, c.Size, len(craw))
 		}
@@ -217,21 +263,24 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 }
 
 // claimDir hands out "<arch>/<variant>", suffixing the variant on a clash.
+// r.dirs holds the directories handed out (and index.json); like nameSet,
+// a taken directory maps to the next suffix to try.
 func (r *resolver) claimDir(arch, variant string) string {
-	if r.dirs[arch] { // named like a file at the top (index.json): suffix it
+	if r.dirs.has(arch) { // named like a file at the top (index.json): suffix it
 		ext := path.Ext(arch)
 		arch = strings.TrimSuffix(arch, ext) + "-2" + ext
 	}
 	dir := arch + "/" + variant
-	if !r.dirs[dir] {
-		r.dirs[dir] = true
+	if !r.dirs.has(dir) {
+		r.dirs.take(dir)
 		return dir
 	}
-	for i := 2; ; i++ {
+	for i := r.dirs[dir]; ; i++ {
 		cand := fmt.Sprintf("%s/%s-%d", arch, variant, i)
-		if !r.dirs[cand] {
-			r.dirs[cand] = true
-			r.warnf("two OS images for %s: the second is shown as %s", dir, cand)
+		if !r.dirs.has(cand) {
+			r.dirs[dir] = i + 1
+			r.dirs.take(cand)
+			r.warnf("two OS images for %s: this one is shown as %s", dir, cand)
 			return cand
 		}
 	}
@@ -262,7 +311,7 @@ func isOSImage(doc document) bool {
 func describe(doc document) string {
 	cfg := "none"
 	if doc.Config != nil {
-		cfg = doc.Config.MediaType
+		cfg = strconv.Quote(doc.Config.MediaType)
 	}
 	types := map[string]bool{}
 	for _, l := range doc.Layers {
@@ -270,7 +319,7 @@ func describe(doc document) string {
 	}
 	var ts []string
 	for t := range types {
-		ts = append(ts, t)
+		ts = append(ts, strconv.Quote(t))
 	}
 	sort.Strings(ts)
 	return fmt.Sprintf("config type %s, %d layers of types [%s]", cfg, len(doc.Layers), strings.Join(ts, ", "))
