@@ -5,6 +5,9 @@ BIN   := bin/osimagefs
 
 .PHONY: all build provision test unit e2e fuzz demo bench vet clean
 
+fuzz:
+	FUZZTIME=$${FUZZTIME:-30s} scripts/fuzz.sh
+
 all: build
 
 build:
@@ -21,7 +24,8 @@ vet:
 # Everything: unit tests under -race, then the end-to-end tests against a
 # real registry, real FUSE mounts and real QEMU.
 test: provision build vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+	FUZZTIME=$${FUZZTIME:-5s} scripts/fuzz.sh
 
 unit:
 	$(GO) test -race -count=1 -short ./...

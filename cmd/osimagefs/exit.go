@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/image"
@@ -51,6 +53,21 @@ func exitCode(err error) int {
 }
 
 // oneLine keeps an error message on one line for the terminal.
+// Text from a registry never reaches the terminal raw: characters that
+// are not printable (escape sequences, bells) are shown escaped.
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
+	return printable(strings.Join(strings.Fields(err.Error()), " "))
+}
+
+// printable escapes the runes of s that are not printable, as \u001b.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		fmt.Fprintf(&b, "\\u%04x", r)
+	}
+	return b.String()
 }

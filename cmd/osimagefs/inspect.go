@@ -89,7 +89,7 @@ func printJSON(w io.Writer, ref string, t *image.Tree) error {
 }
 
 func printTable(w io.Writer, ref string, t *image.Tree) error {
-	fmt.Fprintf(w, "%s\n  resolved to %s (%s)\n\n", ref, t.Digest, t.MediaType)
+	fmt.Fprintf(w, "%s\n  resolved to %s (%s)\n\n", printable(ref), t.Digest, printable(t.MediaType))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PATH\tROLE\tSIZE\tMEDIA TYPE\tDIGEST")
 	for _, f := range t.Files {
@@ -97,7 +97,7 @@ func printTable(w io.Writer, ref string, t *image.Tree) error {
 		if d == "" {
 			d = "(from config)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Path, f.Role, units.BytesSize(float64(f.Size)), f.MediaType, d)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(f.Path), f.Role, units.BytesSize(float64(f.Size)), printable(f.MediaType), d)
 	}
 	return tw.Flush()
 }
