@@ -11,10 +11,11 @@ type Prefetcher interface {
 const (
 	// readAheadStart is the first window once reads look sequential.
 	readAheadStart = 1 << 20
-	// seqSlack is how far a read may start from where the previous one
-	// ended and still count as sequential: the kernel's own read-ahead
-	// issues reads slightly out of order.
-	seqSlack = 256 << 10
+	// seqSlack is how far a read may start from the furthest point read so
+	// far and still count as part of the stream: the kernel's own
+	// read-ahead (kernelReadAhead) sends several reads at once, and they
+	// reach us in any order.
+	seqSlack = kernelReadAhead + 1<<20
 )
 
 // readahead is the sequential-access detector of one open file. Once a
@@ -50,8 +51,10 @@ func (r *readahead) advance(off, n int64) (int64, int64) {
 		r.streak, r.ahead, r.next = n, 0, end
 		return 0, 0
 	}
-	r.streak += n
-	r.next = max(r.next, end)
+	if end > r.next {
+		r.streak += end - r.next // only new ground counts
+		r.next = end
+	}
 	window := min(r.max, max(readAheadStart, r.streak))
 	// Refill in batches, when less than half the window is left ahead of
 	// the reader: few large requests are much cheaper than many small ones.

@@ -64,3 +64,17 @@ func TestReadaheadBounds(t *testing.T) {
 		t.Fatal("read-ahead 0 prefetched")
 	}
 }
+
+// TestReadaheadOutOfOrder: the kernel's read-ahead sends several reads at
+// once and they arrive in any order; that is still one stream.
+func TestReadaheadOutOfOrder(t *testing.T) {
+	const m = 1 << 20
+	r := newReadahead(32 << 20)
+	r.advance(0, m)
+	r.advance(m, m)
+	r.advance(3*m, m)
+	r.advance(2*m, m)
+	if r.streak != 4*m || r.next != 4*m {
+		t.Fatalf("after reads 0,1,3,2 MiB: streak %d next %d, want %d and %d", r.streak, r.next, 4*m, 4*m)
+	}
+}

@@ -102,7 +102,8 @@ func TestDiskFilledAndServedAfterRestart(t *testing.T) {
 	dg := digest.FromBytes(data)
 	src := &memSource{data: data}
 	disk := openDisk(t, dir, cs, 64<<20)
-	b := diskFetcher(t, src, disk, cs).Blob(dg, int64(len(data)))
+	f := diskFetcher(t, src, disk, cs)
+	b := f.Blob(dg, int64(len(data)))
 
 	got, err := readAll(t, b, 50_000) // reads that straddle chunks
 	if err != nil {
@@ -111,6 +112,7 @@ func TestDiskFilledAndServedAfterRestart(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("wrong bytes on the cold read")
 	}
+	f.Flush()
 	chunks := numChunks(int64(len(data)), cs)
 	for i := range chunks {
 		if !disk.Has(cache.Key{Digest: dg, Index: i}) {
@@ -205,6 +207,7 @@ func TestDiskCorruptBlobFailsAfterCompletion(t *testing.T) {
 	if p[flipAt] == data[flipAt] || !bytes.Equal(p[:flipAt], data[:flipAt]) || !bytes.Equal(p[flipAt+1:], data[flipAt+1:10*cs]) {
 		t.Fatal("the read before completion is not the source's bytes (one flipped)")
 	}
+	f.Flush()
 	if files := chunkFiles(t, dir, dg); len(files) != 10 {
 		t.Fatalf("%d chunk files before completion, want 10", len(files))
 	}

@@ -16,6 +16,9 @@ import (
 	"github.com/osimagefs/osimagefs/cache"
 )
 
+// diskQueue is how many fetched chunks may wait for the disk cache.
+const diskQueue = 16
+
 // ErrBlobSize: a blob is shorter than its descriptor says.
 var ErrBlobSize = errors.New("blob is shorter than its descriptor")
 
@@ -75,6 +78,8 @@ type Fetcher struct {
 	flights *flights
 	group   singleflight.Group // one verification per blob at a time
 	slots   chan struct{}      // one token per range request in flight
+	diskq   chan diskWrite     // chunks waiting for the disk cache
+	pending sync.WaitGroup     // chunks queued or being written
 	bad     sync.Map           // digest.Digest -> error: blobs that failed verification
 	active  atomic.Int64       // reads waiting for fetches, for low-priority prefetch
 }
@@ -101,11 +106,20 @@ func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}, nil
+	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}
+	if opts.Disk != nil {
+		f.diskq = make(chan diskWrite, diskQueue)
+		go f.diskWriter()
+	}
+	return f, nil
 }
 
-// Close cancels all fetches in flight; readers waiting on them get errors.
-func (f *Fetcher) Close() { f.cancel() }
+// Close cancels all fetches in flight (readers waiting on them get
+// errors) and returns once the chunks already fetched are on disk.
+func (f *Fetcher) Close() {
+	f.cancel()
+	f.pending.Wait()
+}
 
 // ChunkSize is the chunk size in use.
 func (f *Fetcher) ChunkSize() int64 { return f.opts.ChunkSize }
@@ -237,18 +251,60 @@ func (f *Fetcher) fetch(d digest.Digest, size, first, last int64) ([][]byte, err
 	return bufs, nil
 }
 
-// store puts a fetched chunk in memory and on disk, and starts the
-// verification of its blob when that makes the blob complete on disk.
+// store puts a fetched chunk in memory, and queues it for the disk cache.
 func (f *Fetcher) store(k cache.Key, size int64, b []byte) {
 	f.cache.Add(k, b)
-	if f.opts.Disk == nil {
+	if f.opts.Disk == nil || f.ctx.Err() != nil { // closing: keep it in memory only
 		return
 	}
-	if err := f.opts.Disk.Add(k, b); err != nil {
-		f.log.Warn("disk cache write failed; serving from memory", "chunk", k.String(), "err", err)
+	f.pending.Add(1)
+	select {
+	case f.diskq <- diskWrite{k, size, b}:
+	default: // the writer is behind: write here, which slows fetching down
+		f.writeDisk(diskWrite{k, size, b})
+	}
+}
+
+// Flush waits until every chunk fetched so far is written to the disk
+// cache.
+func (f *Fetcher) Flush() { f.pending.Wait() }
+
+// diskWrite is a chunk waiting to be written to the disk cache.
+type diskWrite struct {
+	k    cache.Key
+	size int64 // of the blob
+	b    []byte
+}
+
+// diskWriter writes queued chunks to the disk cache, off the path of the
+// readers waiting for them, until the Fetcher is closed.
+func (f *Fetcher) diskWriter() {
+	for {
+		select {
+		case w := <-f.diskq:
+			f.writeDisk(w)
+		case <-f.ctx.Done():
+			for { // write what is queued: it was fetched, keep it
+				select {
+				case w := <-f.diskq:
+					f.writeDisk(w)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// writeDisk writes one chunk and starts the verification of its blob when
+// that makes the blob complete on disk.
+func (f *Fetcher) writeDisk(w diskWrite) {
+	defer f.pending.Done()
+	if err := f.opts.Disk.Add(w.k, w.b); err != nil {
+		f.log.Warn("disk cache write failed; serving from memory", "chunk", w.k.String(), "err", err)
 		return
 	}
-	if chunks := numChunks(size, f.opts.ChunkSize); f.opts.Disk.NeedsVerify(k.Digest, chunks) {
-		go f.verify(k.Digest, chunks)
+	if chunks := numChunks(w.size, f.opts.ChunkSize); f.opts.Disk.NeedsVerify(w.k.Digest, chunks) {
+		go f.verify(w.k.Digest, chunks)
 	}
 }
