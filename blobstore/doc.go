@@ -6,7 +6,13 @@
 // It knows nothing of chunks, caches or FUSE. Every call takes a context and
 // is safe for concurrent use. Transient failures (connection errors, 5xx,
 // 429, short or stalled bodies, a wrong Content-Range) are retried with
-// exponential backoff and jitter until the context's deadline; errors that
-// retrying cannot fix (not found, unauthorised, range not satisfiable) are
-// returned at once, typed so callers can tell them apart with errors.Is.
+// exponential backoff and jitter until the context's deadline, honouring
+// Retry-After; an attempt that receives nothing for its stall timeout is
+// abandoned and retried, and a call gives up at once when its next attempt
+// could only start after the deadline. A 401 makes the transport fetch a
+// new bearer token and re-send; a blob GET redirected to storage that
+// refuses the URL (an expired pre-signed URL) goes back to the registry for
+// a fresh one. Errors that retrying cannot fix (not found, unauthorised,
+// range not satisfiable) are returned at once, typed so callers can tell
+// them apart with errors.Is.
 package blobstore

@@ -51,16 +51,14 @@ func (s *Store) Blob(ctx context.Context, d ocispec.Descriptor) ([]byte, error) 
 	}
 	var out []byte
 	err := s.retry(ctx, "fetch blob "+d.Digest.String(), func(ctx context.Context) error {
-		resp, err := s.get(ctx, s.blobURL(d.Digest), nil)
-		if err != nil {
+		return s.fetch(ctx, s.blobURL(d.Digest), nil, func(resp *http.Response, body io.Reader) error {
+			if err := checkStatus(resp, http.StatusOK); err != nil {
+				return err
+			}
+			var err error
+			out, err = readLimited(body, image.MaxDocumentSize)
 			return err
-		}
-		defer resp.Body.Close()
-		if err := checkStatus(resp, http.StatusOK); err != nil {
-			return err
-		}
-		out, err = readLimited(resp.Body, image.MaxDocumentSize)
-		return err
+		})
 	})
 	return out, err
 }
@@ -73,17 +71,15 @@ func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string
 	var mt string
 	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", s.repo.Scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), identifier)
 	err := s.retry(ctx, "fetch manifest "+identifier, func(ctx context.Context) error {
-		resp, err := s.get(ctx, url, http.Header{"Accept": {acceptManifests}})
-		if err != nil {
+		return s.fetch(ctx, url, http.Header{"Accept": {acceptManifests}}, func(resp *http.Response, body io.Reader) error {
+			if err := checkStatus(resp, http.StatusOK); err != nil {
+				return err
+			}
+			mt = resp.Header.Get("Content-Type")
+			var err error
+			raw, err = readLimited(body, image.MaxDocumentSize)
 			return err
-		}
-		defer resp.Body.Close()
-		if err := checkStatus(resp, http.StatusOK); err != nil {
-			return err
-		}
-		mt = resp.Header.Get("Content-Type")
-		raw, err = readLimited(resp.Body, image.MaxDocumentSize)
-		return err
+		})
 	})
 	if err != nil {
 		return nil, "", "", err

@@ -29,6 +29,11 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBackoff caps the wait between retries; 0 means 2 s.
 	MaxBackoff time.Duration
+	// StallTimeout caps how long one attempt may receive nothing (neither
+	// the response nor body bytes) before it is abandoned and retried; 0
+	// means 15 s. Under a deadline an attempt gets a third of the time
+	// left (at least 250 ms), so a stalled connection leaves time to retry.
+	StallTimeout time.Duration
 	// UserAgent is sent with every request; "" means "osimagefs".
 	UserAgent string
 }
@@ -45,4 +50,11 @@ func (o Options) maxBackoff() time.Duration {
 		return 2 * time.Second
 	}
 	return o.MaxBackoff
+}
+
+func (o Options) stallTimeout() time.Duration {
+	if o.StallTimeout <= 0 {
+		return 15 * time.Second
+	}
+	return o.StallTimeout
 }

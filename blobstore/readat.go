@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -19,6 +20,13 @@ import (
 // of it is returned. A server that ignores Range and answers 200 is read
 // through to the range, streaming, without buffering the blob.
 //
+// Each attempt is abandoned (and retried) when nothing arrives for its
+// stall timeout (see Options.StallTimeout). A read that failed at its
+// deadline is remembered for a moment: a read of any of its bytes within
+// recentFailure gets one quick attempt. (After a failed read-ahead the
+// kernel at once reads the first page again by itself, which would
+// otherwise make the reader wait for a second deadline.)
+//
 // ReadAt is safe for concurrent use. Cancel ctx to abandon the read.
 func (s *Store) ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64) (int, error) {
 	if len(p) == 0 {
@@ -30,11 +38,24 @@ func (s *Store) ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64
 	last := off + int64(len(p)) - 1
 	rng := fmt.Sprintf("bytes=%d-%d", off, last)
 	var n int
-	err := s.retry(ctx, fmt.Sprintf("read %s %s", d, rng), func(ctx context.Context) error {
+	what := fmt.Sprintf("read %s %s", d, rng)
+	attempts := 0
+	if ago, failed := s.failed.recent(d, off, len(p)); failed {
+		attempts = 1
+		ctx = context.WithValue(ctx, quickAttemptKey{}, true)
+		what += fmt.Sprintf(" (one quick attempt: a read of these bytes failed at its deadline %s ago)", ago.Round(time.Millisecond))
+	}
+	err := s.retryN(ctx, what, attempts, func(ctx context.Context) error {
 		var err error
 		n, err = s.readRange(ctx, d, p, off, last, rng)
 		return err
 	})
+	switch {
+	case err == nil || errors.Is(err, errPastEnd):
+		s.failed.forget(d, off, len(p))
+	case errors.Is(err, context.DeadlineExceeded):
+		s.failed.remember(d, off, len(p))
+	}
 	if errors.Is(err, errPastEnd) {
 		return 0, io.EOF
 	}
@@ -53,11 +74,17 @@ var errPastEnd = errors.New("range starts past the end of the blob")
 // readRange is one attempt of ReadAt. It returns how many bytes of p it
 // filled: len(p), or fewer when the blob ends inside the range.
 func (s *Store) readRange(ctx context.Context, d digest.Digest, p []byte, off, last int64, rng string) (int, error) {
-	resp, err := s.get(ctx, s.blobURL(d), http.Header{"Range": {rng}})
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
+	var n int
+	err := s.fetch(ctx, s.blobURL(d), http.Header{"Range": {rng}}, func(resp *http.Response, body io.Reader) error {
+		var err error
+		n, err = readRangeBody(resp, body, p, off, last, rng)
+		return err
+	})
+	return n, err
+}
+
+// readRangeBody checks the answer to a range GET and reads its body into p.
+func readRangeBody(resp *http.Response, body io.Reader, p []byte, off, last int64, rng string) (int, error) {
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		return 0, errPastEnd
 	}
@@ -65,7 +92,6 @@ func (s *Store) readRange(ctx context.Context, d digest.Digest, p []byte, off, l
 		return 0, err
 	}
 	want := int64(len(p))
-	body := io.Reader(resp.Body)
 	if resp.StatusCode == http.StatusOK {
 		// The server ignored Range: skip to off, streaming, never buffering.
 		if resp.ContentLength >= 0 {

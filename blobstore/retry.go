@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"syscall"
 	"time"
 )
@@ -15,13 +16,25 @@ import (
 // deadline, so that nothing retries forever.
 const maxAttemptsWithoutDeadline = 6
 
+// maxUnauthorizedRetries bounds how often one call tries again after a 401
+// that the transport's token refresh did not cure.
+const maxUnauthorizedRetries = 2
+
 // retry runs fn until it succeeds, fails permanently, or ctx ends. Waits
 // grow exponentially from 50 ms with full jitter, capped by MaxBackoff, and
-// honour a registry's Retry-After. The returned error names what was being
-// done and the attempts made.
+// honour a registry's Retry-After. When the next attempt could only start
+// after ctx's deadline, retry gives up at once instead of waiting for the
+// deadline. The returned error names what was being done and the attempts
+// made.
 func (s *Store) retry(ctx context.Context, what string, fn func(context.Context) error) error {
-	_, hasDeadline := ctx.Deadline()
+	return s.retryN(ctx, what, 0, fn)
+}
+
+// retryN is retry making at most maxAttempts attempts (0: no limit).
+func (s *Store) retryN(ctx context.Context, what string, maxAttempts int, fn func(context.Context) error) error {
+	deadline, hasDeadline := ctx.Deadline()
 	var err error
+	refusals, unauthorized := 0, 0
 	for attempt := 1; ; attempt++ {
 		err = fn(ctx)
 		if err == nil {
@@ -30,13 +43,30 @@ func (s *Store) retry(ctx context.Context, what string, fn func(context.Context)
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (after %d attempts: %w)", what, ctx.Err(), attempt, err)
 		}
-		if !transient(err) || (!hasDeadline && attempt >= maxAttemptsWithoutDeadline) {
+		if errors.Is(err, errRedirectRefused) {
+			refusals++
+		}
+		again := transient(err)
+		if se := (*StatusError)(nil); !again && errors.As(err, &se) && se.Code == http.StatusUnauthorized && unauthorized < maxUnauthorizedRetries {
+			// The transport fetched a new token on this 401 and the registry
+			// refused it too: another request racing with this one used it
+			// up, or it expired at once. Try again with whatever token the
+			// transport holds now (it refreshes again on the next 401).
+			unauthorized++
+			again = true
+		}
+		if !again || (!hasDeadline && attempt >= maxAttemptsWithoutDeadline) || refusals > maxRedirectRefusals ||
+			(maxAttempts > 0 && attempt >= maxAttempts) {
 			if attempt == 1 {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 			return fmt.Errorf("%s: %w (after %d attempts)", what, err, attempt)
 		}
 		wait := s.backoff(attempt, err)
+		if hasDeadline && time.Until(deadline) <= wait {
+			return fmt.Errorf("%s: %w: the next attempt would start %s after it (after %d attempts: %w)",
+				what, context.DeadlineExceeded, (wait - time.Until(deadline)).Round(time.Millisecond), attempt, err)
+		}
 		s.log.Debug("retrying", "what", what, "attempt", attempt, "wait", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
@@ -60,6 +90,9 @@ func (s *Store) backoff(attempt int, err error) time.Duration {
 
 // transient reports whether err may go away on retry.
 func transient(err error) bool {
+	if errors.Is(err, errStalled) || errors.Is(err, errRedirectRefused) {
+		return true
+	}
 	var se *StatusError
 	if errors.As(err, &se) {
 		return se.transient()

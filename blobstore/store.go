@@ -24,6 +24,7 @@ type Store struct {
 	client *http.Client
 	log    *slog.Logger
 	opts   Options
+	failed failedRanges
 }
 
 // Open parses reference, finds credentials for its registry and
