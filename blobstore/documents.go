@@ -118,7 +118,7 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read body: %w", err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w: document larger than %d bytes", ErrBadResponse, limit)
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
 	}
 	return b, nil
 }

@@ -18,6 +18,9 @@ var (
 	// ErrBadResponse: the registry answered with something that contradicts
 	// the request (wrong Content-Range, wrong length, wrong digest).
 	ErrBadResponse = errors.New("bad response from registry")
+	// ErrTooLarge: a document is larger than osimagefs accepts. Retrying
+	// cannot help.
+	ErrTooLarge = errors.New("document too large")
 )
 
 // StatusError is an HTTP status the registry answered with.
