@@ -27,6 +27,13 @@ type RangeReader interface {
 	ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64) (int, error)
 }
 
+// PartReader is a RangeReader that reads one range as consecutive parts,
+// handing over each part as soon as it has arrived; blobstore.Store is one.
+// A run of chunks is then served to its readers as it streams in.
+type PartReader interface {
+	ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error
+}
+
 // Cache holds chunks in memory; cache.Memory is one.
 type Cache interface {
 	Get(k cache.Key) ([]byte, bool)
@@ -180,6 +187,10 @@ func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight) {
 	if len(fls) == 0 {
 		return
 	}
+	if pr, ok := f.src.(PartReader); ok && len(fls) > 1 {
+		f.fetchParts(pr, d, size, first, fls)
+		return
+	}
 	bufs, err := f.fetch(d, size, first, last)
 	for j, fl := range fls {
 		k := cache.Key{Digest: d, Index: first + int64(j)}
@@ -190,6 +201,55 @@ func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight) {
 		f.store(k, size, bufs[j])
 		f.flights.land(k, fl, bufs[j], nil)
 	}
+}
+
+// fetchParts fetches the run of chunks first... (one claimed flight each)
+// with one streamed range request, landing each flight as its chunk
+// arrives.
+func (f *Fetcher) fetchParts(pr PartReader, d digest.Digest, size, first int64, fls []*flight) {
+	last := first + int64(len(fls)) - 1
+	what := fmt.Sprintf("chunks %d-%d of %s", first, last, d)
+	landed := 0
+	fail := func(err error) {
+		for j := landed; j < len(fls); j++ {
+			f.flights.land(cache.Key{Digest: d, Index: first + int64(j)}, fls[j], nil, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.opts.FetchTimeout)
+	defer cancel()
+	select {
+	case f.slots <- struct{}{}:
+	case <-ctx.Done():
+		fail(fmt.Errorf("fetch %s: wait for a request slot: %w", what, ctx.Err()))
+		return
+	}
+	defer func() { <-f.slots }()
+
+	off, _ := chunkRange(first, size, f.opts.ChunkSize)
+	parts := make([][]byte, len(fls))
+	for j := range parts {
+		_, n := chunkRange(first+int64(j), size, f.opts.ChunkSize)
+		if n <= 0 {
+			fail(fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", what, size))
+			return
+		}
+		parts[j] = make([]byte, n)
+	}
+	start := time.Now()
+	err := pr.ReadParts(ctx, d, parts, off, func(j int) {
+		k := cache.Key{Digest: d, Index: first + int64(j)}
+		f.store(k, size, parts[j])
+		f.flights.land(k, fls[j], parts[j], nil)
+		landed = j + 1
+		if f.opts.OnFetch != nil {
+			f.opts.OnFetch(d, int64(len(parts[j])))
+		}
+	})
+	if err != nil {
+		fail(fmt.Errorf("fetch %s: %w", what, err))
+		return
+	}
+	f.log.Debug("fetched", "digest", d, "chunks", fmt.Sprintf("%d-%d", first, last), "took", time.Since(start))
 }
 
 // cached returns chunk k from memory or disk.
