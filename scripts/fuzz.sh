@@ -56,7 +56,16 @@ for t in "${targets[@]}"; do
 	status=ok
 	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
 		status=FAIL
-		failed=$((failed + 1))
+		# go test -fuzz sometimes reports "context deadline exceeded" when
+		# -fuzztime ends while a worker is busy, with no failing input: that
+		# is the fuzzer's own timeout (golang/go#48591, #56238), not a bug
+		# found in our code. Anything else, or any failing input, fails.
+		if grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written\|panic:\|--- FAIL: .*\n.*_test.go' "$log" && ! grep -q '_test.go:[0-9]*:' "$log"; then
+			status=ok
+			echo "fuzz.sh: $name: the fuzzer's own deadline expired (no failing input); counted as passed" >&2
+		else
+			failed=$((failed + 1))
+		fi
 	fi
 	# The last progress line holds the final count:
 	# "fuzz: elapsed: 10s, execs: 123456 (12345/sec), new interesting: ..."

@@ -44,6 +44,12 @@ type mountProc struct {
 // so that what reaches the registry is what the test's reads caused.
 func startMount(t *testing.T, ref, dir string, extra ...string) *mountProc {
 	t.Helper()
+	return startMountBinary(t, binary, ref, dir, extra...)
+}
+
+// startMountBinary is startMount with another build of osimagefs.
+func startMountBinary(t *testing.T, bin, ref, dir string, extra ...string) *mountProc {
+	t.Helper()
 	joined := strings.Join(extra, " ")
 	if !strings.Contains(joined, "--cache-dir") {
 		extra = append(extra, "--cache-dir", t.TempDir())
@@ -53,7 +59,7 @@ func startMount(t *testing.T, ref, dir string, extra ...string) *mountProc {
 	}
 	args := append([]string{"mount", "--log-level", "debug"}, extra...)
 	args = append(args, ref, dir)
-	m := &mountProc{cmd: exec.Command(binary, args...), dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	m := &mountProc{cmd: exec.Command(bin, args...), dir: dir, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	m.cmd.Stderr = m.stderr
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
