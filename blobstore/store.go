@@ -2,14 +2,11 @@ package blobstore
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -84,20 +81,9 @@ func defaultTransport(opts Options) (http.RoundTripper, error) {
 	t.MaxIdleConns = 128
 	t.ResponseHeaderTimeout = 30 * time.Second
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: opts.Insecure} //nolint:gosec // only when the user asks for --insecure
-	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := TLSConfig(opts.Insecure, opts.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	t.TLSClientConfig = tc
 	return t, nil

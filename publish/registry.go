@@ -2,13 +2,10 @@ package publish
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -17,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/osimagefs/osimagefs/blobstore"
 )
 
 // registry is the repository pushed to, with one authenticated pusher and
@@ -76,20 +75,9 @@ func defaultTransport(o Options) (http.RoundTripper, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 5 * time.Minute
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure} //nolint:gosec // only when the user asks for --insecure
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, &OptionError{Option: "ca-file", Value: o.CAFile, Reason: err.Error()}
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &OptionError{Option: "ca-file", Value: o.CAFile, Reason: "holds no PEM certificate"}
-		}
-		tc.RootCAs = pool
+	tc, err := blobstore.TLSConfig(o.Insecure, o.CAFile)
+	if err != nil {
+		return nil, &OptionError{Option: "ca-file", Value: o.CAFile, Reason: err.Error()}
 	}
 	t.TLSClientConfig = tc
 	return t, nil

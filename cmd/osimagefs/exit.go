@@ -36,7 +36,7 @@ func exitCode(err error) int {
 	var ue usageError
 	var me mountpointError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, blobstore.ErrCAFile):
 		return exitUsage
 	case errors.As(err, &me):
 		return exitBadMountpoint
