@@ -4,7 +4,7 @@
 # Set DEMO_EXIT=1 to tear down right after showing (used by the tests).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-BIN="$REPO/bin/osimagefs"
+BIN="${OSIMAGEFS_BIN:-$REPO/bin/osimagefs}"
 WORK="$(mktemp -d /tmp/osimagefs-demo.XXXXXX)"
 MNT="$WORK/mnt"
 LOOP="$WORK/loop"
