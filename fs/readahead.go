@@ -52,7 +52,9 @@ func (r *readahead) advance(off, n int64) (int64, int64) {
 		return 0, 0
 	}
 	if end > r.next {
-		r.streak += end - r.next // only new ground counts
+		// Only bytes read count, not a gap jumped over: a reader skipping
+		// about (a file system mounting) is not a stream.
+		r.streak += min(n, end-r.next)
 		r.next = end
 	}
 	window := min(r.max, max(readAheadStart, r.streak))
