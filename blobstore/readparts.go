@@ -6,14 +6,32 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 )
 
 // ErrShortBlob: the blob ends before the range asked for. Retrying cannot
-// help: its descriptor claims more bytes than the registry has.
+// help: its descriptor claims more bytes than the registry has. The error
+// is a *ShortBlobError, which says where the blob ends.
 var ErrShortBlob = errors.New("blob ends before the range asked for")
+
+// ShortBlobError is ErrShortBlob with the blob's real size.
+type ShortBlobError struct {
+	Range string // the range asked for
+	Total int64  // the blob's size, or -1 when the registry did not say
+}
+
+func (e *ShortBlobError) Error() string {
+	if e.Total < 0 {
+		return fmt.Sprintf("%s: %s", ErrShortBlob, e.Range)
+	}
+	return fmt.Sprintf("%s: %s, the blob is %d bytes", ErrShortBlob, e.Range, e.Total)
+}
+
+// Is makes errors.Is(err, ErrShortBlob) true.
+func (e *ShortBlobError) Is(target error) bool { return target == ErrShortBlob }
 
 // ReadParts fills the consecutive buffers parts with the bytes of blob d
 // from off on, with one range request for all of them (retried while
@@ -27,6 +45,19 @@ var ErrShortBlob = errors.New("blob ends before the range asked for")
 // (ErrShortBlob when the blob ends inside the range). done is called from
 // the caller's goroutine; parts already done stay done on error.
 func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
+	_, err := s.readParts(ctx, d, parts, off, done, false)
+	return err
+}
+
+// readParts is ReadParts. With allowShort, a blob that ends inside the
+// range is not an error: the parts are filled up to its end (the last one
+// partly, and reported done) and got says how many bytes that was.
+//
+// Parts are handed over as they arrive when the answer has a
+// Content-Length (the transport then never reads past it). An answer
+// without one (chunked) could carry more than the range, which makes all of
+// it suspect: its parts are handed over only once its end is checked.
+func (s *Store) readParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int), allowShort bool) (got int64, err error) {
 	var total int64
 	for _, p := range parts {
 		total += int64(len(p))
@@ -35,10 +66,11 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		for i := range parts {
 			done(i)
 		}
-		return nil
+		return 0, nil
 	}
-	next := 0      // first part not done
-	nextOff := off // its offset
+	next := 0                         // first part not done
+	nextOff := off                    // its offset
+	lens := make([]int64, len(parts)) // bytes filled in each part
 	what := fmt.Sprintf("read %s bytes=%d-%d", d, off, off+total-1)
 	attempts := 0
 	if ago, failed := s.failed.recent(d, off, int(total)); failed {
@@ -46,7 +78,7 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		ctx = context.WithValue(ctx, quickAttemptKey{}, true)
 		what += fmt.Sprintf(" (one quick attempt: a read of these bytes failed at its deadline %s ago)", ago.Round(time.Millisecond))
 	}
-	err := s.retryN(ctx, what, attempts, func(ctx context.Context) error {
+	err = s.retryN(ctx, what, attempts, func(ctx context.Context) error {
 		var left int64
 		for _, p := range parts[next:] {
 			left += int64(len(p))
@@ -54,18 +86,36 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		last := nextOff + left - 1
 		rng := fmt.Sprintf("bytes=%d-%d", nextOff, last)
 		return s.fetch(ctx, s.blobURL(d), http.Header{"Range": {rng}}, func(resp *http.Response, body io.Reader) error {
-			body, err := checkRangeAnswer(resp, body, nextOff, last, rng)
+			body, avail, err := checkRangeAnswer(resp, body, nextOff, last, rng, allowShort)
 			if err != nil {
 				return err
 			}
-			for next < len(parts) {
-				if _, err := io.ReadFull(body, parts[next]); err != nil {
+			stream := resp.ContentLength >= 0
+			filled := next // parts[next:filled] are filled, not yet done
+			hand := func(upTo int) {
+				for ; next < upTo; next++ {
+					done(next)
+					got += lens[next]
+					nextOff += lens[next]
+				}
+			}
+			for filled < len(parts) && avail > 0 {
+				p := parts[filled][:min(int64(len(parts[filled])), avail)]
+				if _, err := io.ReadFull(body, p); err != nil {
 					return fmt.Errorf("read body of %s: %w", rng, unexpectedEOF(err))
 				}
-				done(next)
-				nextOff += int64(len(parts[next]))
-				next++
+				avail -= int64(len(p))
+				lens[filled] = int64(len(p))
+				filled++
+				if stream {
+					hand(filled)
+				}
 			}
+			var one [1]byte
+			if n, _ := body.Read(one[:]); n > 0 {
+				return fmt.Errorf("%w: body of %s is longer than the range", ErrBadResponse, rng)
+			}
+			hand(filled)
 			return nil
 		})
 	})
@@ -75,42 +125,56 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 	case errors.Is(err, context.DeadlineExceeded):
 		s.failed.remember(d, off, int(total))
 	}
-	return err
+	return got, err
 }
 
 // checkRangeAnswer checks the status and headers of the answer to a GET
 // for bytes first..last and returns the body positioned at first and
-// limited to the range. A blob that ends inside the range is ErrShortBlob.
-func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rng string) (io.Reader, error) {
+// limited to the range, and how many bytes it holds. A blob that ends
+// inside the range is a *ShortBlobError, unless allowShort: then the body
+// holds the bytes up to the blob's end.
+func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rng string, allowShort bool) (io.Reader, int64, error) {
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-		return nil, fmt.Errorf("%w: %s", ErrShortBlob, rng)
+		total := int64(-1)
+		if _, t, ok := strings.Cut(resp.Header.Get("Content-Range"), "/"); ok {
+			if n, err := parseNonNegative(strings.TrimSpace(t)); err == nil {
+				total = n
+			}
+		}
+		return nil, 0, &ShortBlobError{Range: rng, Total: total}
 	}
 	if err := checkStatus(resp, http.StatusPartialContent, http.StatusOK); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	want := last - first + 1
 	if resp.StatusCode == http.StatusOK {
 		// The server ignored Range: skip to first, streaming, never buffering.
 		if resp.ContentLength >= 0 && resp.ContentLength <= last {
-			return nil, fmt.Errorf("%w: %s, the whole blob is %d bytes", ErrShortBlob, rng, resp.ContentLength)
+			if !allowShort || resp.ContentLength <= first {
+				return nil, 0, &ShortBlobError{Range: rng, Total: resp.ContentLength}
+			}
+			want = resp.ContentLength - first
 		}
 		if _, err := io.CopyN(io.Discard, body, first); err != nil {
-			return nil, fmt.Errorf("skip to %d of a whole-blob answer: %w", first, unexpectedEOF(err))
+			return nil, 0, fmt.Errorf("skip to %d of a whole-blob answer: %w", first, unexpectedEOF(err))
 		}
-		return io.LimitReader(body, want), nil
+		return io.LimitReader(body, want), want, nil
 	}
 	f, l, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
 	if f == first && total >= 0 && l == total-1 && l < last {
-		return nil, fmt.Errorf("%w: %s, the blob is %d bytes", ErrShortBlob, rng, total)
+		if !allowShort {
+			return nil, 0, &ShortBlobError{Range: rng, Total: total}
+		}
+		last, want = l, l-first+1
 	}
 	if f != first || l != last {
-		return nil, fmt.Errorf("%w: asked %s, got Content-Range %q", ErrBadResponse, rng, resp.Header.Get("Content-Range"))
+		return nil, 0, fmt.Errorf("%w: asked %s, got Content-Range %q", ErrBadResponse, rng, resp.Header.Get("Content-Range"))
 	}
 	if resp.ContentLength >= 0 && resp.ContentLength != want {
-		return nil, fmt.Errorf("%w: asked %s (%d bytes), Content-Length is %d", ErrBadResponse, rng, want, resp.ContentLength)
+		return nil, 0, fmt.Errorf("%w: asked %s (%d bytes), Content-Length is %d", ErrBadResponse, rng, want, resp.ContentLength)
 	}
-	return body, nil
+	return body, want, nil
 }
