@@ -79,6 +79,9 @@ func (s *Store) readParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		what += fmt.Sprintf(" (one quick attempt: a read of these bytes failed at its deadline %s ago)", ago.Round(time.Millisecond))
 	}
 	err = s.retryN(ctx, what, attempts, func(ctx context.Context) error {
+		if next == len(parts) {
+			return nil // all handed over before an error at the very end
+		}
 		var left int64
 		for _, p := range parts[next:] {
 			left += int64(len(p))

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"io"
 	"syscall"
 
@@ -70,7 +69,10 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 		}
 	}
 	got, err := n.blob.ReadAt(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	// Only the reader's own io.EOF means "end of file". A fetch error may
+	// wrap io.EOF too (a connection closed early): that is an I/O error,
+	// never a short file.
+	if err != nil && err != io.EOF { //nolint:errorlint // identity on purpose
 		return nil, n.root.errno(ctx, "read", n.file, off, err)
 	}
 	return fuse.ReadResultData(dest[:got]), 0

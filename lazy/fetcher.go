@@ -87,8 +87,10 @@ type Fetcher struct {
 	slots   chan struct{}      // one token per range request in flight
 	diskq   chan diskWrite     // chunks waiting for the disk cache
 	pending sync.WaitGroup     // chunks queued or being written
-	bad     sync.Map           // digest.Digest -> error: blobs that failed verification
-	active  atomic.Int64       // reads waiting for fetches, for low-priority prefetch
+	closeMu sync.Mutex         // guards closed, and orders pending.Add before Close's Wait
+	closed  bool
+	bad     sync.Map     // digest.Digest -> error: blobs that failed verification
+	active  atomic.Int64 // reads waiting for fetches, for low-priority prefetch
 }
 
 // NewFetcher makes a Fetcher reading from src through c.
@@ -125,6 +127,9 @@ func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
 // errors) and returns once the chunks already fetched are on disk.
 func (f *Fetcher) Close() {
 	f.cancel()
+	f.closeMu.Lock()
+	f.closed = true // no more pending.Add: Wait below must not race with one
+	f.closeMu.Unlock()
 	f.pending.Wait()
 }
 
@@ -314,10 +319,16 @@ func (f *Fetcher) fetch(d digest.Digest, size, first, last int64) ([][]byte, err
 // store puts a fetched chunk in memory, and queues it for the disk cache.
 func (f *Fetcher) store(k cache.Key, size int64, b []byte) {
 	f.cache.Add(k, b)
-	if f.opts.Disk == nil || f.ctx.Err() != nil { // closing: keep it in memory only
+	if f.opts.Disk == nil {
+		return
+	}
+	f.closeMu.Lock()
+	if f.closed { // closing: keep it in memory only
+		f.closeMu.Unlock()
 		return
 	}
 	f.pending.Add(1)
+	f.closeMu.Unlock()
 	select {
 	case f.diskq <- diskWrite{k, size, b}:
 	default: // the writer is behind: write here, which slows fetching down
