@@ -1,11 +1,9 @@
 package fs
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 )
 
 // setKernelReadAhead sets the kernel's read-ahead for the mount at dir
@@ -24,23 +22,14 @@ func setKernelReadAhead(dir string, bytes int64) error {
 	return nil
 }
 
-// mountDevice returns "major:minor" of the mount at dir.
+// mountDevice returns "major:minor" of the mount at dir (the visible one).
 func mountDevice(dir string) (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := MountsAt(dir)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	dev := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			dev = fields[2] // the last mount at dir wins: it is ours
-		}
-	}
-	if dev == "" {
+	if len(ms) == 0 {
 		return "", fmt.Errorf("find the mount at %s in /proc/self/mountinfo", dir)
 	}
-	return dev, nil
+	return ms[len(ms)-1].Device, nil
 }

@@ -142,13 +142,16 @@ func TestMountReadOnly(t *testing.T) {
 	if st.Flags&0x1 == 0 { // ST_RDONLY
 		t.Errorf("statfs flags %#x lack ST_RDONLY", st.Flags)
 	}
-	line := mountinfoLine(t, dir)
-	fields := strings.Fields(line)
-	if opts := "," + fields[5] + ","; !strings.Contains(opts, ",ro,") || !strings.Contains(opts, ",nosuid,") || !strings.Contains(opts, ",nodev,") {
-		t.Errorf("mount options %s: want ro, nosuid, nodev", fields[5])
+	ms, err := MountsAt(dir)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("mounts at %s: %v, %v", dir, ms, err)
 	}
-	if super := "," + fields[len(fields)-1] + ","; !strings.Contains(super, ",default_permissions,") || strings.Contains(super, ",allow_other,") {
-		t.Errorf("super options %s: want default_permissions and no allow_other", fields[len(fields)-1])
+	m := ms[0]
+	if opts := "," + m.Options + ","; !strings.Contains(opts, ",ro,") || !strings.Contains(opts, ",nosuid,") || !strings.Contains(opts, ",nodev,") {
+		t.Errorf("mount options %s: want ro, nosuid, nodev", m.Options)
+	}
+	if super := "," + m.SuperOptions + ","; !strings.Contains(super, ",default_permissions,") || strings.Contains(super, ",allow_other,") {
+		t.Errorf("super options %s: want default_permissions and no allow_other", m.SuperOptions)
 	}
 }
 
@@ -215,19 +218,4 @@ func TestForcedUnmountEndsReadsInFlight(t *testing.T) {
 	if n := blob.cancelled.Load(); n != readers {
 		t.Errorf("%d of %d reads in flight saw their context cancelled", n, readers)
 	}
-}
-
-func mountinfoLine(t *testing.T, dir string) string {
-	t.Helper()
-	raw, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
-			return line
-		}
-	}
-	t.Fatalf("no mount at %s", dir)
-	return ""
 }

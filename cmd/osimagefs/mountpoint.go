@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	osfs "github.com/osimagefs/osimagefs/fs"
 )
 
 // checkMountpoint returns the absolute mount point if it can be used: it
@@ -83,49 +84,15 @@ func probe(dir string) error {
 	}
 }
 
-// mountedAt reports whether something is mounted exactly at dir, and what.
+// mountedAt reports whether something is mounted exactly at dir, and what
+// ("fstype source" of the visible mount).
 func mountedAt(dir string) (string, bool) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
+	ms, err := osfs.MountsAt(dir)
+	if err != nil || len(ms) == 0 {
 		return "", false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options ... - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescapeMountinfo(fields[4]) != dir {
-			continue
-		}
-		what := "unknown file system"
-		for i, fl := range fields {
-			if fl == "-" && i+2 < len(fields) {
-				what = fields[i+1] + " " + fields[i+2]
-			}
-		}
-		return what, true
-	}
-	return "", false
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space) of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	m := ms[len(ms)-1]
+	return strings.TrimSpace(m.FSType + " " + m.Source), true
 }
 
 // unmount stops the server. It first tries a clean unmount, retrying for

@@ -18,20 +18,6 @@ import (
 	"github.com/osimagefs/osimagefs/image"
 )
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/mnt/os`:               "/mnt/os",
-		`/mnt/my\040os`:         "/mnt/my os",
-		`/mnt/tab\011x\134y`:    "/mnt/tab\tx\\y",
-		`/mnt/trailing\04`:      `/mnt/trailing\04`,
-		`/mnt/not\x20an\escape`: `/mnt/not\x20an\escape`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestCheckMountpoint(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	dir := t.TempDir()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	osfs "github.com/osimagefs/osimagefs/fs"
 )
 
 // daemon is one running `osimagefs mount`.
@@ -152,19 +154,8 @@ func (d *daemon) peakRSS() (int64, error) {
 
 // isMounted reports whether something is mounted exactly at dir.
 func isMounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	return false
+	ms, err := osfs.MountsAt(dir)
+	return err == nil && len(ms) > 0
 }
 
 // tail returns the last n lines of the file at p.

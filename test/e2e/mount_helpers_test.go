@@ -1,15 +1,15 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	osfs "github.com/osimagefs/osimagefs/fs"
 )
 
 // lockedBuffer collects a process's stderr safely.
@@ -120,19 +120,8 @@ func (m *mountProc) stop(t *testing.T) {
 
 // isMounted reports whether something is mounted at dir.
 func isMounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == dir {
-			return true
-		}
-	}
-	return false
+	ms, err := osfs.MountsAt(dir)
+	return err == nil && len(ms) > 0
 }
 
 // runCLI runs osimagefs with args and returns stdout, stderr and the exit

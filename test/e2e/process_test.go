@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	osfs "github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -499,17 +500,11 @@ func (d *daemon) waitServing(t *testing.T, timeout time.Duration) {
 
 // mountCount is the number of mounts at dir in this mount namespace.
 func mountCount(dir string) int {
-	raw, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := osfs.MountsAt(dir)
 	if err != nil {
 		return -1
 	}
-	n := 0
-	for _, line := range strings.Split(string(raw), "\n") {
-		if fields := strings.Fields(line); len(fields) > 4 && fields[4] == dir {
-			n++
-		}
-	}
-	return n
+	return len(ms)
 }
 
 // errnoName names the errno inside err, or the error itself.
