@@ -17,6 +17,7 @@ import (
 	"github.com/osimagefs/osimagefs/cache"
 	"github.com/osimagefs/osimagefs/lazy"
 	"github.com/osimagefs/osimagefs/test/faulty"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -44,9 +45,7 @@ func TestFaultRangeIgnored(t *testing.T) {
 // server that ignores Range, and checks that the answer is streamed past,
 // not buffered: the heap stays small while 256 MiB flow by.
 func TestFaultRangeIgnoredMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("pushes a 256 MiB blob")
-	}
+	fixture.SkipInShort(t, "pushes a 256 MiB blob")
 	const size = 256 << 20
 	path := filepath.Join(t.TempDir(), "big")
 	f, err := os.Create(path)

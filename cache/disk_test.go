@@ -565,17 +565,23 @@ func TestDiskBusySameProcess(t *testing.T) {
 	d2.Close()
 }
 
-// holdLockEnv makes TestDiskLockHolderProcess hold the lock on its value.
+// holdLockEnv makes the test binary hold the lock on its value (TestMain).
 const holdLockEnv = "OSIMAGEFS_TEST_HOLD_CACHE_LOCK"
 
-// TestDiskLockHolderProcess is not a test: run as a child process by
-// TestDiskBusyOtherProcess, it opens the cache, says "locked" and holds it
-// until its stdin closes or it is killed.
-func TestDiskLockHolderProcess(t *testing.T) {
-	dir := os.Getenv(holdLockEnv)
-	if dir == "" {
-		t.Skip("helper process for TestDiskBusyOtherProcess")
+// TestMain runs this test binary as the lock holder of
+// TestDiskBusyOtherProcess when holdLockEnv is set, and as the tests
+// otherwise.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdLockEnv); dir != "" {
+		holdLock(dir)
+		return
 	}
+	os.Exit(m.Run())
+}
+
+// holdLock opens the cache at dir, says "locked" and holds the lock until
+// stdin closes or the process is killed.
+func holdLock(dir string) {
 	d, err := OpenDisk(dir, testChunk, 1<<20, nil)
 	if err != nil {
 		fmt.Println("error:", err)
@@ -589,7 +595,7 @@ func TestDiskLockHolderProcess(t *testing.T) {
 
 func TestDiskBusyOtherProcess(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskLockHolderProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), holdLockEnv+"="+dir)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

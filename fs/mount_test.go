@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 func TestOpenRefusesWriting(t *testing.T) {
@@ -90,12 +91,7 @@ func (s *stuckBlob) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 // requireFUSE skips unless this process can mount FUSE file systems.
 func requireFUSE(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
+	fixture.RequireFUSE(t)
 }
 
 func testTree(blobs ...int64) *image.Tree {

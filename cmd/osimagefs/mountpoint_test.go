@@ -16,6 +16,7 @@ import (
 
 	osfs "github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 func TestCheckMountpoint(t *testing.T) {
@@ -52,12 +53,7 @@ func (oneByte) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // clears it, says so, and leaves the directory usable, although a stat of
 // the mount point still succeeds from the kernel's attribute cache.
 func TestCheckMountpointClearsDeadMount(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
+	fixture.RequireFUSE(t)
 	tree := &image.Tree{Files: []image.File{{Path: "amd64/default/kernel", Digest: digest.FromString("k"), Size: 4096}}}
 	root := osfs.NewRoot(tree, func(digest.Digest, int64) osfs.BlobReader { return oneByte{} }, osfs.Options{})
 	dir := t.TempDir()

@@ -228,10 +228,6 @@ type hostileCase struct {
 	says []string
 	// An image that mounts: what it shows (nil for a refused image).
 	shows func(t *testing.T, e *hostileEnv, dir string, m *mountProc)
-	// bug, when set, names a product bug outside image/ that makes the
-	// case fail today: the case is skipped with that reason, unless
-	// HOSTILE_KNOWN_BUGS=1 (to check a fix). Remove it once fixed.
-	bug string
 }
 
 // hostileRefusedWithin bounds how long a refusal may take: a broken image
@@ -249,10 +245,6 @@ func TestHostileImages(t *testing.T) {
 
 	for _, tc := range hostileCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" && os.Getenv("HOSTILE_KNOWN_BUGS") != "1" {
-				record(tc.name, "SKIPPED, known bug: "+tc.bug)
-				t.Skip("known bug (HOSTILE_KNOWN_BUGS=1 runs it): " + tc.bug)
-			}
 			ref := tc.image(t, e)
 			dir := t.TempDir()
 			if tc.shows == nil {

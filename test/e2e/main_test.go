@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // binary is the osimagefs binary under test, built by TestMain with the
@@ -45,20 +47,5 @@ func TestMain(m *testing.M) {
 // be made here.
 func requireMountable(t *testing.T) {
 	t.Helper()
-	reason := ""
-	switch {
-	case os.Geteuid() != 0:
-		reason = "needs root to mount FUSE file systems"
-	default:
-		if _, err := os.Stat("/dev/fuse"); err != nil {
-			reason = "needs /dev/fuse: " + err.Error()
-		}
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("cannot run in CI: %s", reason)
-	}
-	t.Skipf("skipping: %s", reason)
+	fixture.RequireFUSE(t)
 }

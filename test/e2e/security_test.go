@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -510,12 +511,7 @@ func mountOptions(t *testing.T, dir string) (map[string]bool, map[string]bool) {
 
 func requireSetpriv(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("setpriv (util-linux) is missing")
-		}
-		t.Skip("setpriv (util-linux) is missing")
-	}
+	fixture.RequireTools(t, "setpriv")
 }
 
 // asNobody runs a command as nobody (uid and gid 65534, no groups) and
