@@ -30,6 +30,10 @@ func (e *ShortBlobError) Error() string {
 	return fmt.Sprintf("%s: %s, the blob is %d bytes", ErrShortBlob, e.Range, e.Total)
 }
 
+// BlobSize is the blob's real size (-1 when unknown); lazy recognises a
+// short blob by this method.
+func (e *ShortBlobError) BlobSize() int64 { return e.Total }
+
 // Is makes errors.Is(err, ErrShortBlob) true.
 func (e *ShortBlobError) Is(target error) bool { return target == ErrShortBlob }
 

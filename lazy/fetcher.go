@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -33,6 +32,10 @@ type RangeReader interface {
 type PartReader interface {
 	ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error
 }
+
+// shortBlob is a source's error for a blob that ends before the range
+// asked for (blobstore.ShortBlobError): its descriptor claims too much.
+type shortBlob interface{ BlobSize() int64 }
 
 // Cache holds chunks in memory; cache.Memory is one.
 type Cache interface {
@@ -75,7 +78,7 @@ type Options struct {
 // Fetcher turns blobs into chunked, cached, lazily fetched readers. It is
 // safe for concurrent use; Close cancels the fetches in flight.
 type Fetcher struct {
-	src   RangeReader
+	src   PartReader
 	cache Cache
 	opts  Options
 	log   *slog.Logger
@@ -93,7 +96,9 @@ type Fetcher struct {
 	active  atomic.Int64 // reads waiting for fetches, for low-priority prefetch
 }
 
-// NewFetcher makes a Fetcher reading from src through c.
+// NewFetcher makes a Fetcher reading from src through c. A src that is
+// also a PartReader (blobstore.Store) streams runs of chunks; any other is
+// read with one ReadAt per run.
 func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
 	if opts.ChunkSize == 0 {
 		opts.ChunkSize = 1 << 20
@@ -115,7 +120,11 @@ func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}
+	pr, ok := src.(PartReader)
+	if !ok {
+		pr = rangeParts{src}
+	}
+	f := &Fetcher{src: pr, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}
 	if opts.Disk != nil {
 		f.diskq = make(chan diskWrite, diskQueue)
 		go f.diskWriter()
@@ -192,28 +201,17 @@ func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight) {
 	if len(fls) == 0 {
 		return
 	}
-	if pr, ok := f.src.(PartReader); ok && len(fls) > 1 {
-		f.fetchParts(pr, d, size, first, fls)
-		return
-	}
-	bufs, err := f.fetch(d, size, first, last)
-	for j, fl := range fls {
-		k := cache.Key{Digest: d, Index: first + int64(j)}
-		if err != nil {
-			f.flights.land(k, fl, nil, err)
-			continue
-		}
-		f.store(k, size, bufs[j])
-		f.flights.land(k, fl, bufs[j], nil)
-	}
+	f.fetchParts(d, size, first, fls)
 }
 
 // fetchParts fetches the run of chunks first... (one claimed flight each)
-// with one streamed range request, landing each flight as its chunk
-// arrives.
-func (f *Fetcher) fetchParts(pr PartReader, d digest.Digest, size, first int64, fls []*flight) {
+// with one range request, landing each flight as its chunk arrives.
+func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight) {
 	last := first + int64(len(fls)) - 1
 	what := fmt.Sprintf("chunks %d-%d of %s", first, last, d)
+	if first == last {
+		what = cache.Key{Digest: d, Index: first}.String()
+	}
 	landed := 0
 	fail := func(err error) {
 		for j := landed; j < len(fls); j++ {
@@ -241,7 +239,7 @@ func (f *Fetcher) fetchParts(pr PartReader, d digest.Digest, size, first int64, 
 		parts[j] = make([]byte, n)
 	}
 	start := time.Now()
-	err := pr.ReadParts(ctx, d, parts, off, func(j int) {
+	err := f.src.ReadParts(ctx, d, parts, off, func(j int) {
 		k := cache.Key{Digest: d, Index: first + int64(j)}
 		f.store(k, size, parts[j])
 		f.flights.land(k, fls[j], parts[j], nil)
@@ -250,6 +248,9 @@ func (f *Fetcher) fetchParts(pr PartReader, d digest.Digest, size, first int64, 
 			f.opts.OnFetch(d, int64(len(parts[j])))
 		}
 	})
+	if short := shortBlob(nil); errors.As(err, &short) {
+		err = fmt.Errorf("%w (its descriptor says %d bytes): %w", ErrBlobSize, size, err)
+	}
 	if err != nil {
 		fail(fmt.Errorf("fetch %s: %w", what, err))
 		return
@@ -272,48 +273,6 @@ func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
 	}
 	f.cache.Add(k, buf)
 	return buf, true
-}
-
-// fetch reads chunks first..last of blob d with one range request and
-// returns them, one slice each.
-func (f *Fetcher) fetch(d digest.Digest, size, first, last int64) ([][]byte, error) {
-	ctx, cancel := context.WithTimeout(f.ctx, f.opts.FetchTimeout)
-	defer cancel()
-	what := fmt.Sprintf("chunks %d-%d of %s", first, last, d)
-	if first == last {
-		what = cache.Key{Digest: d, Index: first}.String()
-	}
-	select {
-	case f.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("fetch %s: wait for a request slot: %w", what, ctx.Err())
-	}
-	defer func() { <-f.slots }()
-
-	off, _ := chunkRange(first, size, f.opts.ChunkSize)
-	lastOff, lastLen := chunkRange(last, size, f.opts.ChunkSize)
-	if lastLen <= 0 {
-		return nil, fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", what, size)
-	}
-	buf := make([]byte, lastOff+lastLen-off)
-	start := time.Now()
-	got, err := f.src.ReadAt(ctx, d, buf, off)
-	if got != len(buf) {
-		if err == nil || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("fetch %s: %w: it ends at byte %d, its descriptor says %d bytes", what, ErrBlobSize, off+int64(got), size)
-		}
-		return nil, fmt.Errorf("fetch %s: %w", what, err)
-	}
-	f.log.Debug("fetched", "digest", d, "chunks", fmt.Sprintf("%d-%d", first, last), "bytes", len(buf), "took", time.Since(start))
-	if f.opts.OnFetch != nil {
-		f.opts.OnFetch(d, int64(len(buf)))
-	}
-	bufs := make([][]byte, 0, last-first+1)
-	for i := first; i <= last; i++ {
-		o, n := chunkRange(i, size, f.opts.ChunkSize)
-		bufs = append(bufs, buf[o-off:o-off+n:o-off+n])
-	}
-	return bufs, nil
 }
 
 // store puts a fetched chunk in memory, and queues it for the disk cache.
