@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
 // BlobHost plays the storage a registry redirects blob GETs to (S3, GCS, a
@@ -76,7 +78,7 @@ func (b *BlobHost) URL(repo, digest string) string {
 // Redirect is the Proxy fault that sends blob GETs here.
 func (b *BlobHost) Redirect() Fault {
 	return Redirect(func(r *http.Request) string {
-		repo, dgst, _ := ParseBlobPath(r.URL.Path)
+		repo, dgst, _ := registrytest.ParseBlobPath(r.URL.Path)
 		return b.URL(repo, dgst)
 	})
 }

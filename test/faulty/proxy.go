@@ -23,24 +23,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/osimagefs/osimagefs/test/registrytest"
 )
-
-// blobPathRE matches /v2/<repo>/blobs/<digest>.
-var blobPathRE = regexp.MustCompile(`^/v2/(.+)/blobs/([a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$`)
-
-// ParseBlobPath returns the repository and digest of a blob URL path.
-func ParseBlobPath(path string) (repo, digest string, ok bool) {
-	m := blobPathRE.FindStringSubmatch(path)
-	if m == nil {
-		return "", "", false
-	}
-	return m[1], m[2], true
-}
 
 // Request is one request a Proxy or BlobHost saw, and what it answered.
 type Request struct {
@@ -59,7 +48,7 @@ type Request struct {
 
 // IsBlobGet reports whether r is a GET of /v2/<repo>/blobs/<digest>.
 func (r Request) IsBlobGet() bool {
-	_, _, ok := ParseBlobPath(r.Path)
+	_, _, ok := registrytest.ParseBlobPath(r.Path)
 	return r.Method == http.MethodGet && ok
 }
 
@@ -283,7 +272,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.challenge(sw, r)
 		return
 	}
-	_, _, isBlob := ParseBlobPath(r.URL.Path)
+	_, _, isBlob := registrytest.ParseBlobPath(r.URL.Path)
 	if isBlob && r.Method == http.MethodGet {
 		if f, ok := p.next(); ok {
 			sw := p.begin(r, f.Name)
@@ -425,7 +414,7 @@ func (p *Proxy) allowed(r *http.Request) bool {
 // challenge answers 401 with a Bearer challenge naming the token endpoint.
 func (p *Proxy) challenge(w http.ResponseWriter, r *http.Request) {
 	scope := ""
-	if repo, _, isBlob := ParseBlobPath(r.URL.Path); isBlob {
+	if repo, _, isBlob := registrytest.ParseBlobPath(r.URL.Path); isBlob {
 		scope = fmt.Sprintf(",scope=\"repository:%s:pull\"", repo)
 	}
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=\"http://%s%s\",service=\"faulty\"%s", p.host, tokenPath, scope))

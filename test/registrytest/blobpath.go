@@ -7,8 +7,8 @@ import "regexp"
 // /v2/<repo>/blobs/uploads/<uuid> do not match).
 var blobPathRE = regexp.MustCompile(`^/v2/(.+)/blobs/([a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$`)
 
-// parseBlobPath returns the repository and digest of a blob URL path.
-func parseBlobPath(path string) (repo, digest string, ok bool) {
+// ParseBlobPath returns the repository and digest of a blob URL path.
+func ParseBlobPath(path string) (repo, digest string, ok bool) {
 	m := blobPathRE.FindStringSubmatch(path)
 	if m == nil {
 		return "", "", false

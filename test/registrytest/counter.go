@@ -108,7 +108,7 @@ func NewCountingProxyNoTest(upstreamHost string) (*Counter, error) {
 
 func (c *Counter) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.Request) {
 	c.requests.Add(1)
-	_, dgst, ok := parseBlobPath(r.URL.Path)
+	_, dgst, ok := ParseBlobPath(r.URL.Path)
 	if !ok {
 		rp.ServeHTTP(w, r)
 		return

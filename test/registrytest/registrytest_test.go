@@ -393,9 +393,9 @@ func TestParseBlobPath(t *testing.T) {
 		{"/v2/a/manifests/" + d, "", "", false},
 		{"/v2/", "", "", false},
 	} {
-		repo, dgst, ok := parseBlobPath(tc.path)
+		repo, dgst, ok := ParseBlobPath(tc.path)
 		if repo != tc.repo || dgst != tc.dgst || ok != tc.ok {
-			t.Errorf("parseBlobPath(%q) = %q, %q, %v", tc.path, repo, dgst, ok)
+			t.Errorf("ParseBlobPath(%q) = %q, %q, %v", tc.path, repo, dgst, ok)
 		}
 	}
 }
