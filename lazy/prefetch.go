@@ -83,8 +83,12 @@ func (b *Blob) Fill(ctx context.Context, lowPriority bool) error {
 		for _, r := range runs {
 			b.f.fetchRun(b.digest, b.size, r.first, r.flights)
 		}
-		// Wait for chunks of this stretch that others had in flight.
+		// Wait for chunks of this stretch that others had in flight (or
+		// that failed); the ones in a cache are done, even if only on disk.
 		for j := i; j <= last; j++ {
+			if b.isCached(cache.Key{Digest: b.digest, Index: j}) {
+				continue
+			}
 			if _, err := b.f.chunk(ctx, b.digest, b.size, j); err != nil {
 				return err
 			}
