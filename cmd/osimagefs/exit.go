@@ -71,3 +71,24 @@ func printable(s string) string {
 	}
 	return b.String()
 }
+
+// explain puts the class of an access error first in its message, with
+// what to do about it: the registry's own text ("HTTP 401 Unauthorized:
+// UNAUTHORIZED: authentication required") does not say where the
+// credentials come from.
+func explain(err error) error {
+	if err == nil || !errors.Is(err, blobstore.ErrUnauthorized) || strings.Contains(err.Error(), blobstore.ErrUnauthorized.Error()) {
+		return err
+	}
+	return prefixedError{"access denied (check the credentials for the registry: docker login, or $DOCKER_CONFIG/config.json)", err}
+}
+
+// prefixedError puts a sentence before an error's message; it unwraps to
+// the error.
+type prefixedError struct {
+	prefix string
+	error
+}
+
+func (e prefixedError) Error() string { return e.prefix + ": " + e.error.Error() }
+func (e prefixedError) Unwrap() error { return e.error }
