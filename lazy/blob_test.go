@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -27,29 +28,57 @@ type memSource struct {
 	fail     error
 }
 
-func (m *memSource) ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64) (int, error) {
+func (m *memSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
 	m.requests.Add(1)
 	if m.delay > 0 {
 		select {
 		case <-time.After(m.delay):
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	if m.fail != nil {
-		return 0, m.fail
+		return m.fail
 	}
-	m.bytes.Add(int64(len(p)))
-	return copy(p, m.data[off:]), nil
+	return serveParts(m.data, parts, off, done, &m.bytes)
 }
 
-func newTestFetcher(t testing.TB, src RangeReader, chunkSize int64) *Fetcher {
+// serveParts fills parts from data at off, as blobstore.Store.ReadParts
+// does: a part is done only when whole, and a blob that ends inside the
+// range is a shortBlobError.
+func serveParts(data []byte, parts [][]byte, off int64, done func(i int), sent *atomic.Int64) error {
+	for i, p := range parts {
+		if off+int64(len(p)) > int64(len(data)) {
+			return shortBlobError(len(data))
+		}
+		copy(p, data[off:])
+		off += int64(len(p))
+		sent.Add(int64(len(p)))
+		done(i)
+	}
+	return nil
+}
+
+// shortBlobError is a source's answer for a range past the blob's end.
+type shortBlobError int64
+
+func (e shortBlobError) Error() string   { return fmt.Sprintf("blob ends at %d", int64(e)) }
+func (e shortBlobError) BlobSize() int64 { return int64(e) }
+
+func newTestFetcher(t testing.TB, src PartReader, chunkSize int64) *Fetcher {
 	t.Helper()
-	mem, err := cache.NewMemory(64<<20, chunkSize)
+	return fetcherWith(t, src, Options{ChunkSize: chunkSize})
+}
+
+// fetcherWith makes a Fetcher over a fresh memory cache, closed at the end
+// of the test.
+func fetcherWith(t testing.TB, src PartReader, opts Options) *Fetcher {
+	t.Helper()
+	mem, err := cache.NewMemory(64<<20, opts.ChunkSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFetcher(src, mem, Options{ChunkSize: chunkSize})
+	f, err := NewFetcher(src, mem, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +219,29 @@ func TestInterruptedReaderDoesNotFailOthers(t *testing.T) {
 	if got := src.requests.Load(); got != 1 {
 		t.Fatalf("%d requests, want 1", got)
 	}
+}
+
+// TestShortBlob: a blob that ends before its descriptor says is an
+// ErrBlobSize, never a short read.
+func TestShortBlob(t *testing.T) {
+	const cs = 4096
+	data := randomBytes(3*cs + 10)
+	b := newTestFetcher(t, &memSource{data: data}, cs).Blob(digest.FromBytes(data), 5*cs)
+	n, err := b.ReadAt(context.Background(), make([]byte, 100), 3*cs+5)
+	if n != 0 || !errors.Is(err, ErrBlobSize) {
+		t.Fatalf("read across the real end: n %d, err %v; want 0 and ErrBlobSize", n, err)
+	}
+}
+
+// waitIdle waits until no chunk of f is in flight: every fetch started
+// has landed or failed.
+func waitIdle(t *testing.T, f *Fetcher) {
+	t.Helper()
+	waitFor(t, "fetches in flight to end", func() bool {
+		f.flights.mu.Lock()
+		defer f.flights.mu.Unlock()
+		return len(f.flights.m) == 0
+	})
 }
 
 func TestFetchErrorIsReturnedAndNotCached(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 
 // diskFetcher makes a Fetcher with a fresh memory cache over disk, closed
 // at the end of the test.
-func diskFetcher(t *testing.T, src RangeReader, disk *cache.Disk, chunkSize int64) *Fetcher {
+func diskFetcher(t *testing.T, src PartReader, disk *cache.Disk, chunkSize int64) *Fetcher {
 	t.Helper()
 	mem, err := cache.NewMemory(64<<20, chunkSize)
 	if err != nil {
@@ -168,17 +168,20 @@ type flipSource struct {
 	requests atomic.Int64
 }
 
-func (s *flipSource) ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64) (int, error) {
+func (s *flipSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
 	s.requests.Add(1)
 	data, ok := s.blobs[d]
 	if !ok {
-		return 0, errors.New("no such blob")
+		return errors.New("no such blob")
 	}
-	n := copy(p, data[off:])
-	if d == s.bad && s.flipAt >= off && s.flipAt < off+int64(n) {
-		p[s.flipAt-off] ^= 0xff
-	}
-	return n, nil
+	var sent atomic.Int64
+	return serveParts(data, parts, off, func(i int) {
+		if p := parts[i]; d == s.bad && s.flipAt >= off && s.flipAt < off+int64(len(p)) {
+			p[s.flipAt-off] ^= 0xff
+		}
+		off += int64(len(parts[i]))
+		done(i)
+	}, &sent)
 }
 
 // TestDiskCorruptBlobFailsAfterCompletion: a source serves a wrong byte.

@@ -21,14 +21,9 @@ const diskQueue = 16
 // ErrBlobSize: a blob is shorter than its descriptor says.
 var ErrBlobSize = errors.New("blob is shorter than its descriptor")
 
-// RangeReader reads byte ranges of blobs; blobstore.Store is one.
-type RangeReader interface {
-	ReadAt(ctx context.Context, d digest.Digest, p []byte, off int64) (int, error)
-}
-
-// PartReader is a RangeReader that reads one range as consecutive parts,
-// handing over each part as soon as it has arrived; blobstore.Store is one.
-// A run of chunks is then served to its readers as it streams in.
+// PartReader reads one byte range of a blob as consecutive parts, handing
+// over each part as soon as it has arrived; blobstore.Store is one. A run of
+// chunks is then served to its readers as it streams in.
 type PartReader interface {
 	ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error
 }
@@ -96,10 +91,8 @@ type Fetcher struct {
 	active  atomic.Int64 // reads waiting for fetches, for low-priority prefetch
 }
 
-// NewFetcher makes a Fetcher reading from src through c. A src that is
-// also a PartReader (blobstore.Store) streams runs of chunks; any other is
-// read with one ReadAt per run.
-func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
+// NewFetcher makes a Fetcher reading from src through c.
+func NewFetcher(src PartReader, c Cache, opts Options) (*Fetcher, error) {
 	if opts.ChunkSize == 0 {
 		opts.ChunkSize = 1 << 20
 	}
@@ -120,11 +113,7 @@ func NewFetcher(src RangeReader, c Cache, opts Options) (*Fetcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	pr, ok := src.(PartReader)
-	if !ok {
-		pr = rangeParts{src}
-	}
-	f := &Fetcher{src: pr, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}
+	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}
 	if opts.Disk != nil {
 		f.diskq = make(chan diskWrite, diskQueue)
 		go f.diskWriter()
