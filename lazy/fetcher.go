@@ -15,9 +15,6 @@ import (
 	"github.com/osimagefs/osimagefs/cache"
 )
 
-// diskQueue is how many fetched chunks may wait for the disk cache.
-const diskQueue = 16
-
 // ErrBlobSize: a blob is shorter than its descriptor says.
 var ErrBlobSize = errors.New("blob is shorter than its descriptor")
 
@@ -83,12 +80,9 @@ type Fetcher struct {
 	flights *flights
 	group   singleflight.Group // one verification per blob at a time
 	slots   chan struct{}      // one token per range request in flight
-	diskq   chan diskWrite     // chunks waiting for the disk cache
-	pending sync.WaitGroup     // chunks queued or being written
-	closeMu sync.Mutex         // guards closed, and orders pending.Add before Close's Wait
-	closed  bool
-	bad     sync.Map     // digest.Digest -> error: blobs that failed verification
-	active  atomic.Int64 // reads waiting for fetches, for low-priority prefetch
+	diskq   *diskQueue         // chunks waiting for the disk cache; nil without one
+	bad     sync.Map           // digest.Digest -> error: blobs that failed verification
+	active  atomic.Int64       // reads waiting for fetches, for low-priority prefetch
 }
 
 // NewFetcher makes a Fetcher reading from src through c.
@@ -115,20 +109,19 @@ func NewFetcher(src PartReader, c Cache, opts Options) (*Fetcher, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}
 	if opts.Disk != nil {
-		f.diskq = make(chan diskWrite, diskQueue)
-		go f.diskWriter()
+		f.diskq = newDiskQueue(f.writeDisk)
 	}
 	return f, nil
 }
 
 // Close cancels all fetches in flight (readers waiting on them get
-// errors) and returns once the chunks already fetched are on disk.
+// errors) and returns once the chunks already fetched are on disk; chunks
+// that arrive later stay in memory only.
 func (f *Fetcher) Close() {
 	f.cancel()
-	f.closeMu.Lock()
-	f.closed = true // no more pending.Add: Wait below must not race with one
-	f.closeMu.Unlock()
-	f.pending.Wait()
+	if f.diskq != nil {
+		f.diskq.close()
+	}
 }
 
 // ChunkSize is the chunk size in use.
@@ -267,58 +260,22 @@ func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
 // store puts a fetched chunk in memory, and queues it for the disk cache.
 func (f *Fetcher) store(k cache.Key, size int64, b []byte) {
 	f.cache.Add(k, b)
-	if f.opts.Disk == nil {
-		return
-	}
-	f.closeMu.Lock()
-	if f.closed { // closing: keep it in memory only
-		f.closeMu.Unlock()
-		return
-	}
-	f.pending.Add(1)
-	f.closeMu.Unlock()
-	select {
-	case f.diskq <- diskWrite{k, size, b}:
-	default: // the writer is behind: write here, which slows fetching down
-		f.writeDisk(diskWrite{k, size, b})
+	if f.diskq != nil {
+		f.diskq.offer(diskWrite{k, size, b})
 	}
 }
 
 // Flush waits until every chunk fetched so far is written to the disk
 // cache.
-func (f *Fetcher) Flush() { f.pending.Wait() }
-
-// diskWrite is a chunk waiting to be written to the disk cache.
-type diskWrite struct {
-	k    cache.Key
-	size int64 // of the blob
-	b    []byte
-}
-
-// diskWriter writes queued chunks to the disk cache, off the path of the
-// readers waiting for them, until the Fetcher is closed.
-func (f *Fetcher) diskWriter() {
-	for {
-		select {
-		case w := <-f.diskq:
-			f.writeDisk(w)
-		case <-f.ctx.Done():
-			for { // write what is queued: it was fetched, keep it
-				select {
-				case w := <-f.diskq:
-					f.writeDisk(w)
-				default:
-					return
-				}
-			}
-		}
+func (f *Fetcher) Flush() {
+	if f.diskq != nil {
+		f.diskq.wait()
 	}
 }
 
 // writeDisk writes one chunk and starts the verification of its blob when
 // that makes the blob complete on disk.
 func (f *Fetcher) writeDisk(w diskWrite) {
-	defer f.pending.Done()
 	if err := f.opts.Disk.Add(w.k, w.b); err != nil {
 		f.log.Warn("disk cache write failed; serving from memory", "chunk", w.k.String(), "err", err)
 		return
