@@ -55,7 +55,9 @@ type Options struct {
 	// MaxRequest is the most bytes one range request carries when a run of
 	// chunks is fetched ahead (read-ahead, prefetch); default 8 MiB.
 	MaxRequest int64
-	// FetchTimeout bounds one shared chunk fetch, retries included; default 60 s.
+	// FetchTimeout bounds one shared fetch, retries included, from the
+	// moment it has a request slot; default 60 s. A reader that joins a
+	// fetch late and sees it fail at this deadline starts a fresh one.
 	FetchTimeout time.Duration
 	// Logger gets debug lines; nil is silent.
 	Logger *slog.Logger
@@ -79,7 +81,7 @@ type Fetcher struct {
 	cancel  context.CancelFunc
 	flights *flights
 	group   singleflight.Group // one verification per blob at a time
-	slots   chan struct{}      // one token per range request in flight
+	slots   *slots             // bounds the range requests in flight
 	diskq   *diskQueue         // chunks waiting for the disk cache; nil without one
 	bad     sync.Map           // digest.Digest -> error: blobs that failed verification
 	active  atomic.Int64       // reads waiting for fetches, for low-priority prefetch
@@ -107,7 +109,7 @@ func NewFetcher(src PartReader, c Cache, opts Options) (*Fetcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: make(chan struct{}, opts.Parallel)}
+	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel)}
 	if opts.Disk != nil {
 		f.diskq = newDiskQueue(f.writeDisk)
 	}
@@ -135,30 +137,48 @@ func (f *Fetcher) Blob(d digest.Digest, size int64) *Blob {
 // chunk returns chunk i of blob d (of size bytes): from the cache, or
 // fetched once for all concurrent callers. The caller stops waiting when
 // ctx ends; the fetch itself runs on the Fetcher's context.
+//
+// A reader's deadline is its own (ctx): one that joined a fetch started
+// earlier and sees it fail at that fetch's deadline starts a fresh fetch
+// rather than failing early.
 func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]byte, error) {
 	k := cache.Key{Digest: d, Index: i}
-	if b, ok := f.cache.Get(k); ok {
-		return b, nil
-	}
-	fl, mine := f.flights.claim(k)
-	if mine {
-		go f.fetchRun(d, size, i, []*flight{fl})
-	}
 	f.active.Add(1)
 	defer f.active.Add(-1)
-	select {
-	case <-fl.done:
+	for {
+		if b, ok := f.cache.Get(k); ok {
+			return b, nil
+		}
+		fl, mine := f.flights.claim(k)
+		if mine {
+			go f.fetchRun(d, size, i, []*flight{fl}, nil)
+		} else {
+			fl.hurry.up()
+		}
+		select {
+		case <-fl.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for %s: %w", k, ctx.Err())
+		}
+		if !mine && f.timedOut(fl.err) && ctx.Err() == nil {
+			continue
+		}
 		return fl.data, fl.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for %s: %w", k, ctx.Err())
 	}
+}
+
+// timedOut tells whether a fetch failed at its own deadline (not because
+// the Fetcher closed).
+func (f *Fetcher) timedOut(err error) bool {
+	return err != nil && errors.Is(err, context.DeadlineExceeded) && f.ctx.Err() == nil
 }
 
 // fetchRun brings the consecutive chunks first, first+1, ... (one claimed
 // flight each) into the caches: each from the disk cache if it is there,
 // the rest with one range request, and lands every flight. A run is at
-// most maxRun chunks.
-func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight) {
+// most maxRun chunks. h is nil for a demand fetch, else the background
+// run's promotion.
+func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight, h *hurry) {
 	last := first + int64(len(fls)) - 1
 	// Re-check the caches: a chunk may have landed after the caller looked
 	// and before it claimed the flight.
@@ -183,12 +203,13 @@ func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight) {
 	if len(fls) == 0 {
 		return
 	}
-	f.fetchParts(d, size, first, fls)
+	f.fetchParts(d, size, first, fls, h)
 }
 
 // fetchParts fetches the run of chunks first... (one claimed flight each)
-// with one range request, landing each flight as its chunk arrives.
-func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight) {
+// with one range request, landing each flight as its chunk arrives. It
+// waits for a request slot first; its deadline starts once it has one.
+func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, h *hurry) {
 	last := first + int64(len(fls)) - 1
 	what := fmt.Sprintf("chunks %d-%d of %s", first, last, d)
 	if first == last {
@@ -200,15 +221,14 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight) 
 			f.flights.land(cache.Key{Digest: d, Index: first + int64(j)}, fls[j], nil, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, f.opts.FetchTimeout)
-	defer cancel()
-	select {
-	case f.slots <- struct{}{}:
-	case <-ctx.Done():
-		fail(fmt.Errorf("fetch %s: wait for a request slot: %w", what, ctx.Err()))
+	release, err := f.slots.acquire(f.ctx, h == nil, h.channel())
+	if err != nil {
+		fail(fmt.Errorf("fetch %s: wait for a request slot: %w", what, err))
 		return
 	}
-	defer func() { <-f.slots }()
+	defer release()
+	ctx, cancel := context.WithTimeout(f.ctx, f.opts.FetchTimeout)
+	defer cancel()
 
 	off, _ := chunkRange(first, size, f.opts.ChunkSize)
 	parts := make([][]byte, len(fls))
@@ -221,7 +241,7 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight) 
 		parts[j] = make([]byte, n)
 	}
 	start := time.Now()
-	err := f.src.ReadParts(ctx, d, parts, off, func(j int) {
+	err = f.src.ReadParts(ctx, d, parts, off, func(j int) {
 		k := cache.Key{Digest: d, Index: first + int64(j)}
 		f.store(k, size, parts[j])
 		f.flights.land(k, fls[j], parts[j], nil)

@@ -9,9 +9,34 @@ import (
 // flight is one chunk being fetched. Everyone who wants the chunk while it
 // is in flight waits on done and shares the result.
 type flight struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done  chan struct{}
+	data  []byte
+	err   error
+	hurry *hurry // of a background fetch; nil for a demand fetch
+}
+
+// hurry is closed, once, when a reader starts waiting for a background
+// fetch: the fetch then takes a request slot as a demand fetch would.
+type hurry struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newHurry() *hurry { return &hurry{ch: make(chan struct{})} }
+
+// up promotes the fetch; it does nothing for a demand fetch (nil).
+func (h *hurry) up() {
+	if h != nil {
+		h.once.Do(func() { close(h.ch) })
+	}
+}
+
+// channel is closed on up; nil (never ready) for a demand fetch.
+func (h *hurry) channel() <-chan struct{} {
+	if h == nil {
+		return nil
+	}
+	return h.ch
 }
 
 // flights is the table of chunks in flight. It plays the part of
@@ -41,14 +66,15 @@ func (fs *flights) claim(k cache.Key) (*flight, bool) {
 	return fl, true
 }
 
-// tryClaim claims chunk k only if it is not in flight yet.
-func (fs *flights) tryClaim(k cache.Key) (*flight, bool) {
+// tryClaim claims chunk k for a background fetch, promoted through h,
+// only if it is not in flight yet.
+func (fs *flights) tryClaim(k cache.Key, h *hurry) (*flight, bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if _, ok := fs.m[k]; ok {
 		return nil, false
 	}
-	fl := &flight{done: make(chan struct{})}
+	fl := &flight{done: make(chan struct{}), hurry: h}
 	fs.m[k] = fl
 	return fl, true
 }

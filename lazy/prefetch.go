@@ -19,7 +19,7 @@ func (b *Blob) Prefetch(off, n int64) {
 	n = min(n, b.size-off)
 	first, last := span(off, n, b.f.opts.ChunkSize)
 	for _, r := range b.claimRuns(first, last) {
-		go b.f.fetchRun(b.digest, b.size, r.first, r.flights)
+		go b.f.fetchRun(b.digest, b.size, r.first, r.flights, r.hurry)
 	}
 }
 
@@ -27,6 +27,7 @@ func (b *Blob) Prefetch(off, n int64) {
 type run struct {
 	first   int64
 	flights []*flight
+	hurry   *hurry // promotes the run when a reader waits for one of its chunks
 }
 
 // claimRuns claims the chunks first..last that are not cached or in flight
@@ -42,13 +43,18 @@ func (b *Blob) claimRuns(first, last int64) []run {
 			cur = nil
 			continue
 		}
-		fl, ok := b.f.flights.tryClaim(k)
+		fresh := cur == nil || int64(len(cur.flights)) >= maxRun
+		h := newHurry()
+		if !fresh {
+			h = cur.hurry
+		}
+		fl, ok := b.f.flights.tryClaim(k, h)
 		if !ok {
 			cur = nil
 			continue
 		}
-		if cur == nil || int64(len(cur.flights)) >= maxRun {
-			runs = append(runs, run{first: i})
+		if fresh {
+			runs = append(runs, run{first: i, hurry: h})
 			cur = &runs[len(runs)-1]
 		}
 		cur.flights = append(cur.flights, fl)
@@ -81,7 +87,7 @@ func (b *Blob) Fill(ctx context.Context, lowPriority bool) error {
 		last := min(total-1, i+step-1)
 		runs := b.claimRuns(i, last)
 		for _, r := range runs {
-			b.f.fetchRun(b.digest, b.size, r.first, r.flights)
+			b.f.fetchRun(b.digest, b.size, r.first, r.flights, r.hurry)
 		}
 		// Wait for chunks of this stretch that others had in flight (or
 		// that failed); the ones in a cache are done, even if only on disk.

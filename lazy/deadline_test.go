@@ -1,0 +1,130 @@
+package lazy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// gateSource serves blobs from memory; requests for the blob held stay
+// unanswered until their context ends (or the test ends): a registry
+// that has gone slow for some blobs.
+type gateSource struct {
+	blobs    map[digest.Digest][]byte
+	held     digest.Digest
+	stuck    atomic.Int64 // requests for the held blob, answered or not
+	requests atomic.Int64
+	delay    time.Duration // before each answer
+	stall    int64         // answer only requests after the first stall ones
+	release  chan struct{}
+}
+
+func (s *gateSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
+	n := s.requests.Add(1)
+	if d == s.held {
+		s.stuck.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.release:
+		}
+	}
+	if n <= s.stall {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var sent atomic.Int64
+	return serveParts(s.blobs[d], parts, off, done, &sent)
+}
+
+// TestDemandReadWhilePrefetchHoldsSlots: prefetch runs that never end hold
+// every request slot they may; a reader of another blob is served at once.
+func TestDemandReadWhilePrefetchHoldsSlots(t *testing.T) {
+	const cs = 4096
+	slow, fast := randomBytes(32*cs), randomBytes(4 * cs)[1:]
+	sd, fd := digest.FromBytes(slow), digest.FromBytes(fast)
+	src := &gateSource{blobs: map[digest.Digest][]byte{sd: slow, fd: fast}, held: sd, release: make(chan struct{})}
+	t.Cleanup(func() { close(src.release) })
+	f := fetcherWith(t, src, Options{ChunkSize: cs, Parallel: 4, MaxRequest: cs})
+	f.Blob(sd, int64(len(slow))).Prefetch(0, int64(len(slow))) // 32 one-chunk runs
+	waitFor(t, "prefetch runs to hold their slots", func() bool { return src.stuck.Load() >= 3 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := make([]byte, 100)
+	if _, err := f.Blob(fd, int64(len(fast))).ReadAt(ctx, p, 2*cs); err != nil {
+		t.Fatalf("a demand read behind stuck prefetch runs: %v", err)
+	}
+	if !bytes.Equal(p, fast[2*cs:2*cs+100]) {
+		t.Fatal("wrong bytes")
+	}
+}
+
+// TestWaitForSlotIsNotPartOfTheDeadline: with one request slot, a fetch
+// that waits for it behind a slow one still gets its whole FetchTimeout.
+func TestWaitForSlotIsNotPartOfTheDeadline(t *testing.T) {
+	const cs = 4096
+	data := randomBytes(4 * cs)
+	d := digest.FromBytes(data)
+	src := &gateSource{blobs: map[digest.Digest][]byte{d: data}, delay: 300 * time.Millisecond}
+	f := fetcherWith(t, src, Options{ChunkSize: cs, Parallel: 1, FetchTimeout: 500 * time.Millisecond})
+	b := f.Blob(d, int64(len(data)))
+	errs := make(chan error, 2)
+	for _, off := range []int64{0, 2 * cs} { // two chunks: two fetches, one after the other
+		go func() {
+			p := make([]byte, 10)
+			_, err := b.ReadAt(context.Background(), p, off)
+			if err == nil && !bytes.Equal(p, data[off:off+10]) {
+				err = errors.New("wrong bytes")
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a fetch that waited 300 ms for its slot, then took 300 ms, failed its 500 ms deadline: %v", err)
+		}
+	}
+}
+
+// TestLateJoinerGetsItsOwnDeadline: a reader that joins a fetch shortly
+// before that fetch fails at its deadline is not failed with it: it has
+// time left, and a fresh fetch serves it.
+func TestLateJoinerGetsItsOwnDeadline(t *testing.T) {
+	const cs = 4096
+	data := randomBytes(2 * cs)
+	d := digest.FromBytes(data)
+	src := &gateSource{blobs: map[digest.Digest][]byte{d: data}, stall: 1}
+	f := fetcherWith(t, src, Options{ChunkSize: cs, FetchTimeout: 400 * time.Millisecond})
+	b := f.Blob(d, int64(len(data)))
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.ReadAt(context.Background(), make([]byte, 10), 0)
+		first <- err
+	}()
+	waitFor(t, "the first fetch to start", func() bool { return src.requests.Load() == 1 })
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := make([]byte, 10)
+	if _, err := b.ReadAt(ctx, p, 0); err != nil {
+		t.Fatalf("a reader that joined 100 ms before the fetch's deadline failed with it: %v", err)
+	}
+	if !bytes.Equal(p, data[:10]) {
+		t.Fatal("wrong bytes")
+	}
+	if err := <-first; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the reader that started the stalled fetch got %v, want its deadline", err)
+	}
+}
