@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -25,7 +26,7 @@ func TestFetchErrorWrappingEOFIsNotEOF(t *testing.T) {
 	if err == io.EOF { //nolint:errorlint // identity is the point
 		t.Fatal("a failed fetch came back as io.EOF itself")
 	}
-	if !errors.Is(err, io.EOF) {
-		t.Log("note: the error no longer wraps io.EOF; the identity check in fs/file.go still holds")
+	if !errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "registry") {
+		t.Fatalf("the read's error %q lost the source's error (which wraps io.EOF)", err)
 	}
 }
