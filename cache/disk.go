@@ -76,7 +76,10 @@ var ErrCacheBusy = errors.New("cache directory in use by another osimagefs proce
 
 // OpenDisk opens (creating it if needed) the cache at root for chunks of
 // chunkSize bytes, holding at most limit bytes. It takes an exclusive lock
-// on the directory: a second process gets ErrCacheBusy. log may be nil.
+// on the directory: a second process gets ErrCacheBusy. Directories it
+// creates get mode 0700; a root, tmp/ or data directory that another user
+// could change (a symbolic link, owned by someone else, writable by group
+// or others) is refused with ErrUnsafeDir. log may be nil.
 func OpenDisk(root string, chunkSize, limit int64, log *slog.Logger) (*Disk, error) {
 	if chunkSize <= 0 || limit < chunkSize {
 		return nil, fmt.Errorf("disk cache %s: size %d must hold at least one chunk of %d bytes", root, limit, chunkSize)
@@ -84,15 +87,18 @@ func OpenDisk(root string, chunkSize, limit int64, log *slog.Logger) (*Disk, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("create disk cache %s: %w", root, err)
+	dir := filepath.Join(root, "v1", strconv.FormatInt(chunkSize, 10))
+	for i, p := range []string{root, filepath.Join(root, "tmp"), filepath.Dir(dir), dir} {
+		if err := safeDir(p, i == 0); err != nil {
+			return nil, err
+		}
 	}
 	lf, err := lockDir(root)
 	if err != nil {
 		return nil, err
 	}
 	d := &Disk{
-		root: root, dir: filepath.Join(root, "v1", strconv.FormatInt(chunkSize, 10)),
+		root: root, dir: dir,
 		chunkSize: chunkSize, limit: limit, lockFile: lf, log: log,
 		perBlob: map[digest.Digest]int64{}, verified: map[digest.Digest]bool{},
 	}
@@ -117,13 +123,13 @@ func (d *Disk) Used() int64 {
 // Limit is the most bytes the cache holds.
 func (d *Disk) Limit() int64 { return d.limit }
 
-// load empties tmp/ and indexes the chunks on disk, oldest first.
+// load empties tmp/ and indexes the chunks on disk, oldest first. The
+// data directories are held to the rule of OpenDisk, and nothing in them
+// but directories and regular files is accepted: a symbolic link there
+// would make a read or a write follow it out of the cache.
 func (d *Disk) load() error {
-	tmp := filepath.Join(d.root, "tmp")
-	if ents, err := os.ReadDir(tmp); err == nil {
-		for _, e := range ents {
-			_ = os.Remove(filepath.Join(tmp, e.Name()))
-		}
+	if err := emptyTmp(filepath.Join(d.root, "tmp")); err != nil {
+		return err
 	}
 	type entry struct {
 		rel   string
@@ -139,12 +145,18 @@ func (d *Disk) load() error {
 			}
 			return err
 		}
-		if de.IsDir() {
-			return nil
-		}
-		info, err := de.Info()
+		info, err := de.Info() // lstat: WalkDir follows no link
 		if err != nil {
 			return nil // removed meanwhile
+		}
+		if de.IsDir() {
+			return checkDir(p, info)
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%w: %s is a symbolic link, which the cache never makes; remove it", ErrUnsafeDir, p)
+		}
+		if !info.Mode().IsRegular() {
+			return fmt.Errorf("%w: %s is not a regular file (mode %s); remove it", ErrUnsafeDir, p, info.Mode())
 		}
 		rel, _ := filepath.Rel(d.root, p)
 		if de.Name() == "verified" {
@@ -219,7 +231,7 @@ func (d *Disk) ReadAt(k Key, p []byte, off int64) (bool, error) {
 		return false, nil
 	}
 	path := filepath.Join(d.root, rel)
-	f, err := os.Open(path)
+	f, err := openChunk(path)
 	if err != nil {
 		d.forget(rel, gen)
 		return false, nil

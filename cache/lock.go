@@ -11,10 +11,15 @@ import (
 )
 
 // lockDir takes an exclusive, non-blocking flock on root/lock and writes
-// our pid into it. The lock dies with the process, even on SIGKILL.
+// our pid into it. The lock dies with the process, even on SIGKILL. A
+// symbolic link in place of the lock file is refused, not followed (the
+// pid is written over what the file held).
 func lockDir(root string) (*os.File, error) {
 	p := filepath.Join(root, "lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%w: %s is a symbolic link; remove it", ErrUnsafeDir, p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open cache lock %s: %w", p, err)
 	}

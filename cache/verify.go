@@ -93,7 +93,7 @@ func (d *Disk) dropBlob(dg digest.Digest, n int64) {
 
 // hashFile feeds the content of file p to h.
 func hashFile(h io.Writer, p string) error {
-	f, err := os.Open(p)
+	f, err := openChunk(p)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	fl.DurationVar(&f.readTimeout, "read-timeout", 60*time.Second, "a read that cannot be served in this time fails with EIO")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	fl.BoolVar(&f.fuseDebug, "fuse-debug", false, "log every FUSE request (very verbose)")
-	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), `persistent chunk cache directory, or "none" for memory only`)
+	fl.StringVar(&f.cacheDir, "cache-dir", "", cacheDirHelp)
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
 	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
 	fl.StringVar(&f.prefetch, "prefetch", "small", "after mounting, fetch in the background: small (kernel, initramfs, cmdline, UKI), all (then every layer, giving way to reads) or none")
@@ -111,8 +111,14 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	// The disk cache is locked before anything else, so that a second
 	// daemon on the same directory is refused at once.
 	var disk *cache.Disk
-	if f.cacheDir != "none" {
-		disk, err = cache.OpenDisk(f.cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
+	cacheDir := f.cacheDir
+	if cacheDir == "" {
+		if cacheDir, err = defaultCacheDir(os.Geteuid()); err != nil {
+			return usageError{err}
+		}
+	}
+	if cacheDir != "none" {
+		disk, err = cache.OpenDisk(cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
 		if errors.Is(err, cache.ErrCacheBusy) {
 			return err
 		}
@@ -120,7 +126,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 			return usageError{err}
 		}
 		defer disk.Close()
-		log.Debug("disk cache", "dir", f.cacheDir, "used", disk.Used(), "limit", disk.Limit())
+		log.Debug("disk cache", "dir", cacheDir, "used", disk.Used(), "limit", disk.Limit())
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

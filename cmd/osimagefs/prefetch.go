@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/osimagefs/osimagefs/image"
@@ -45,16 +43,4 @@ func prefetch(ctx context.Context, f *lazy.Fetcher, tree *image.Tree, mode strin
 			fill(file, true)
 		}
 	}
-}
-
-// defaultCacheDir is /var/cache/osimagefs for root, else
-// $XDG_CACHE_HOME/osimagefs (~/.cache/osimagefs).
-func defaultCacheDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/cache/osimagefs"
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "osimagefs")
-	}
-	return filepath.Join(os.TempDir(), "osimagefs-cache")
 }
