@@ -21,8 +21,12 @@
 //     "commandLine", the cmdline file holds that string.
 //   - manifest.json and config.json are the documents byte for byte;
 //     index.json at the top is the index byte for byte (only for an index).
-//   - Names never contain '/', NUL or control characters and are never "."
-//     or "..". A name already taken in its directory gets "-2", "-3", ...
+//   - Names hold only PrintableRune runes (unicode.IsPrint: no control or
+//     format character such as a bidi override or a zero-width mark, no
+//     space but U+0020), never '/' or '\', and are never "." or "..";
+//     inspect escapes by the same rule. An unsafe title gives way to
+//     layer-<hex>; in an architecture or variant, each refused rune
+//     becomes '_'. A name already taken in its directory gets "-2", "-3", ...
 //     inserted before its extension (disk-2.img), in manifest order; a
 //     directory <arch>/<variant> already taken gets the same suffix on the
 //     variant (virtualization-2), in index order.

@@ -180,7 +180,7 @@ func topOf(raw []byte, mt string) Top {
 }
 
 // checkTreeInvariants asserts what must hold for any tree Resolve returns:
-// every path element is a SafeName, paths are unique, no file is also a
+// every path element is a SafeName of printable runes, paths are unique, no file is also a
 // directory, sizes are sane, and in-memory files match their size.
 func checkTreeInvariants(tb testing.TB, t *Tree) {
 	tb.Helper()
@@ -205,6 +205,7 @@ func checkTreeInvariants(tb testing.TB, t *Tree) {
 			if !SafeName(e) {
 				tb.Errorf("path %q: element %q is not a SafeName", f.Path, e)
 			}
+			namePrintable(tb, fmt.Sprintf("element of %q", f.Path), e)
 			if e == ".." || e == "." {
 				tb.Errorf("path %q has a %q element", f.Path, e)
 			}

@@ -373,6 +373,14 @@ func TestResolveUnknownLayerNames(t *testing.T) {
 		{"invalid UTF-8", ptr("\xfe\xff"), "\uFFFD\uFFFD"},
 		{"title of a document name", ptr("manifest.json"), "manifest-2.json"},
 		{"title of a role name", ptr("kernel"), "kernel"},
+		// Shown raw by the mount but escaped by inspect, these would make
+		// the two disagree (and "\u202egpj.exe" looks like "exe.jpg").
+		{"right-to-left override", ptr("\u202egpj.exe"), ""},
+		{"zero-width space", ptr("kernel\u200b"), ""},
+		{"zero-width joiner", ptr("a\u200db.bin"), ""},
+		{"byte order mark", ptr("\ufefffirmware.bin"), ""},
+		{"bidi isolate", ptr("\u2067firmware.bin\u2069"), ""},
+		{"no-break space", ptr("my\u00a0firmware.bin"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
