@@ -210,6 +210,8 @@ func FuzzResolveFields(f *testing.F) {
 	f.Add(MediaTypeIronCoreConfig, "application/x-unknown", "../../etc/passwd", "../..", "linux", "x/y", int64(0), uint8(5), true, "")
 	f.Add("application/\x1b[31m", "text/plain\n", "a\x00b", "\x1b]0;t\x07", "\n", "index.json", int64(-1), uint8(2), false, "linux/index.json")
 	f.Add("", "", "", "", "", "", int64(MaxLayerSize), uint8(1), true, "linux/arm64/v8")
+	f.Add(MediaTypeSeedConfig, "application/x-unknown", "kernel", "v", "linux", "amd64", int64(1), uint8(3), false, "")
+	f.Add(MediaTypeIronCoreConfig, "application/x-unknown", "cmdline", "v", "linux", "amd64", int64(1), uint8(1), false, "")
 	f.Add(MediaTypeSeedConfig, "application/x-unknown", "\u202egpj.exe", "v\u200b", "linux", "amd\u206664", int64(1), uint8(4), true, "")
 	f.Add(MediaTypeSeedConfig, seedType+"disk.img", strings.Repeat("é", 130), strings.Repeat("v", 300), "linux", strings.Repeat("a", 300), int64(MaxLayerSize+1), uint8(200), true, "x")
 	f.Fuzz(func(t *testing.T, cfgType, layerType, title, variant, osName, arch string, size int64, n uint8, wrap bool, platform string) {

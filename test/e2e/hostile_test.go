@@ -724,7 +724,7 @@ func hostileCases() []hostileCase {
 			image: func(t *testing.T, e *hostileEnv) string {
 				ts := []string{"../../etc/passwd", "a/b", "x\x00y", "\x1b[31mred", "..", ".", "", "firmware.bin", "firmware.bin", "manifest.json", "kernel", "\u202egpj.exe", "firmware\u200b.bin", "\ufeff\u2067x.bin\u2069", strings.Repeat("t", 256)}
 				titles, titleData = nil, nil
-				ls := []ocispec.Descriptor{e.kdesc}
+				var ls []ocispec.Descriptor
 				for i, ti := range ts {
 					data := []byte(fmt.Sprintf("layer %d titled %q", i, ti))
 					d := e.blob(t, data, hostileUnknownType)
@@ -739,6 +739,9 @@ func hostileCases() []hostileCase {
 				d := e.blob(t, data, "")
 				titles, titleData = append(titles, d), append(titleData, data)
 				ls = append(ls, d)
+				// The real kernel comes last: role names win, so it is
+				// still kernel and the layer titled "kernel" is kernel-2.
+				ls = append(ls, e.kdesc)
 				man := e.put(t, "", oci, e.manifest(&e.cfg, ls, map[string]string{"variant": "../../..\n", "architecture": "ignored"}))
 				e.put(t, "names", ociIndex, e.index(hostileEntry(man, "linux", "../x\x00")))
 				return e.ref("names")
