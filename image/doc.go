@@ -21,11 +21,20 @@
 //     "commandLine", the cmdline file holds that string.
 //   - manifest.json and config.json are the documents byte for byte;
 //     index.json at the top is the index byte for byte (only for an index).
-//   - Names never contain '/', NUL or control characters and are never "."
-//     or "..". A name already taken in its directory gets "-2", "-3", ...
-//     inserted before its extension (disk-2.img), in manifest order; a
-//     directory <arch>/<variant> already taken gets the same suffix on the
-//     variant (virtualization-2), in index order.
+//   - Names hold only PrintableRune runes (unicode.IsPrint: no control or
+//     format character such as a bidi override or a zero-width mark, no
+//     space but U+0020), never '/' or '\', and are never "." or "..";
+//     inspect escapes by the same rule. An unsafe title gives way to
+//     layer-<hex>; in an architecture or variant, each refused rune
+//     becomes '_'. A name already taken in its directory gets "-2", "-3", ...
+//     inserted before its extension (disk-2.img); a directory
+//     <arch>/<variant> already taken gets the same suffix on the variant
+//     (virtualization-2), in index order.
+//   - Role names win: in a directory, names are claimed by the documents
+//     first, then by the layers with a role in manifest order, then by the
+//     config's cmdline, and last by the layers of unknown type in manifest
+//     order. An unknown layer titled "kernel" is kernel-2 wherever it
+//     stands; two kernel layers are kernel and kernel-2 in manifest order.
 //   - Index entries that are not OS images (signatures, attestations,
 //     container images: no OS config type and no layer with a known role) are
 //     skipped and reported as warnings.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 
@@ -180,8 +181,9 @@ func topOf(raw []byte, mt string) Top {
 }
 
 // checkTreeInvariants asserts what must hold for any tree Resolve returns:
-// every path element is a SafeName, paths are unique, no file is also a
-// directory, sizes are sane, and in-memory files match their size.
+// every path element is a SafeName of printable runes, paths are unique,
+// no file is also a directory, role names belong to their role, sizes are
+// sane, and in-memory files match their size.
 func checkTreeInvariants(tb testing.TB, t *Tree) {
 	tb.Helper()
 	if t == nil {
@@ -205,6 +207,7 @@ func checkTreeInvariants(tb testing.TB, t *Tree) {
 			if !SafeName(e) {
 				tb.Errorf("path %q: element %q is not a SafeName", f.Path, e)
 			}
+			namePrintable(tb, fmt.Sprintf("element of %q", f.Path), e)
 			if e == ".." || e == "." {
 				tb.Errorf("path %q has a %q element", f.Path, e)
 			}
@@ -226,6 +229,20 @@ func checkTreeInvariants(tb testing.TB, t *Tree) {
 	for d := range dirs {
 		if paths[d] {
 			tb.Errorf("%q is both a file and a directory", d)
+		}
+	}
+	// Role names win: where a role has files, the role's own name is one
+	// of them, never a layer of unknown type that took it first.
+	roles := map[string]Role{}
+	for _, f := range t.Files {
+		roles[f.Path] = f.Role
+	}
+	for _, f := range t.Files {
+		if name := f.Role.FileName(); name != "" {
+			own := path.Join(path.Dir(f.Path), name)
+			if roles[own] != f.Role {
+				tb.Errorf("%s is a %s, but %s is %q", f.Path, f.Role, own, roles[own])
+			}
 		}
 	}
 }

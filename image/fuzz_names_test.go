@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode"
@@ -17,14 +18,41 @@ func safeByDefinition(s string) bool {
 	if s == "" || s == "." || s == ".." || len(s) > 255 || !utf8.ValidString(s) {
 		return false
 	}
-	return !strings.ContainsFunc(s, func(r rune) bool { return r == '/' || r == '\\' || r == 0 || unicode.IsControl(r) })
+	return !strings.ContainsFunc(s, func(r rune) bool { return r == '/' || r == '\\' || !printableByDefinition(r) })
+}
+
+// printableByDefinition restates PrintableRune: letters, marks, numbers,
+// punctuation, symbols and the ASCII space; never a control or format
+// character or another space.
+func printableByDefinition(r rune) bool {
+	if r == ' ' {
+		return true
+	}
+	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp) {
+		return false
+	}
+	return unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S)
+}
+
+// namePrintable fails tb unless every rune of name is printable by
+// definition: the mount shows a name as inspect prints it.
+func namePrintable(tb testing.TB, what, name string) {
+	tb.Helper()
+	if !utf8.ValidString(name) {
+		tb.Fatalf("%s = %q: invalid UTF-8", what, name)
+	}
+	for _, r := range name {
+		if !printableByDefinition(r) || !PrintableRune(r) {
+			tb.Fatalf("%s = %q holds %U, which is not printable", what, name, r)
+		}
+	}
 }
 
 // FuzzNames checks the naming rules on any strings: SafeName agrees with
 // its definition; safeElement and unknownLayerName always give a SafeName
-// (safeElement idempotent, keeping names that are already safe); and a
-// nameSet, fed names the way Resolve feeds it, hands out unique SafeNames,
-// exactly the ones the naive search would.
+// of printable runes only (safeElement idempotent, keeping names that are
+// already safe); and a nameSet, fed names the way Resolve feeds it, hands
+// out unique printable SafeNames, exactly the ones the naive search would.
 func FuzzNames(f *testing.F) {
 	for _, s := range []struct {
 		a, b, c string
@@ -36,6 +64,8 @@ func FuzzNames(f *testing.F) {
 		{"index.json", "manifest.json", "manifest-2.json", []byte{1, 1, 2, 1, 3}},
 		{"", ".", "..", []byte{0, 1, 2, 0, 1, 2}},
 		{"a\uFFFDb", "\xff\xfe", "c:\\windows", []byte{0, 1, 2}},
+		{"\u202egpj.exe", "kernel\u200b", "\ufeff\u2066x\u2069", []byte{0, 1, 2, 3}},
+		{"no\u00a0break", "em\u2003space", "cafe\u0301", []byte{0, 1, 2}},
 	} {
 		f.Add(s.a, s.b, s.c, s.order)
 	}
@@ -49,6 +79,7 @@ func FuzzNames(f *testing.F) {
 			if !SafeName(e) || len(e) > maxNameLen-8 {
 				t.Fatalf("safeElement(%q) = %q (%d bytes): not a SafeName with room for a suffix", s, e, len(e))
 			}
+			namePrintable(t, fmt.Sprintf("safeElement(%q)", s), e)
 			if again := safeElement(e, "fallback"); again != e {
 				t.Fatalf("safeElement not idempotent: %q -> %q -> %q", s, e, again)
 			}
@@ -58,6 +89,7 @@ func FuzzNames(f *testing.F) {
 			if n := unknownLayerName(s, dg); !SafeName(n) || (SafeName(s) && n != s) {
 				t.Fatalf("unknownLayerName(%q) = %q", s, n)
 			}
+			namePrintable(t, fmt.Sprintf("unknownLayerName(%q)", s), unknownLayerName(s, dg))
 		}
 		if len(order) > 64 {
 			order = order[:64]
@@ -79,6 +111,7 @@ func FuzzNames(f *testing.F) {
 			if seen[got] || !SafeName(got) {
 				t.Fatalf("claim(%q) = %q: handed out twice or not a SafeName", n, got)
 			}
+			namePrintable(t, fmt.Sprintf("claim(%q)", n), got)
 			seen[got] = true
 			last = got
 		}
@@ -177,6 +210,9 @@ func FuzzResolveFields(f *testing.F) {
 	f.Add(MediaTypeIronCoreConfig, "application/x-unknown", "../../etc/passwd", "../..", "linux", "x/y", int64(0), uint8(5), true, "")
 	f.Add("application/\x1b[31m", "text/plain\n", "a\x00b", "\x1b]0;t\x07", "\n", "index.json", int64(-1), uint8(2), false, "linux/index.json")
 	f.Add("", "", "", "", "", "", int64(MaxLayerSize), uint8(1), true, "linux/arm64/v8")
+	f.Add(MediaTypeSeedConfig, "application/x-unknown", "kernel", "v", "linux", "amd64", int64(1), uint8(3), false, "")
+	f.Add(MediaTypeIronCoreConfig, "application/x-unknown", "cmdline", "v", "linux", "amd64", int64(1), uint8(1), false, "")
+	f.Add(MediaTypeSeedConfig, "application/x-unknown", "\u202egpj.exe", "v\u200b", "linux", "amd\u206664", int64(1), uint8(4), true, "")
 	f.Add(MediaTypeSeedConfig, seedType+"disk.img", strings.Repeat("é", 130), strings.Repeat("v", 300), "linux", strings.Repeat("a", 300), int64(MaxLayerSize+1), uint8(200), true, "x")
 	f.Fuzz(func(t *testing.T, cfgType, layerType, title, variant, osName, arch string, size int64, n uint8, wrap bool, platform string) {
 		fk := newFake()

@@ -13,15 +13,30 @@ import (
 // maxNameLen is the longest file name most Linux file systems accept.
 const maxNameLen = 255
 
+// PrintableRune is the one rule for which runes are shown as themselves:
+// a tree name holds only these, and inspect escapes every other rune, so the
+// mount and inspect never disagree. It is unicode.IsPrint: letters, marks,
+// numbers, punctuation, symbols and the ASCII space. That refuses control
+// characters, format characters (bidi overrides and isolates, zero-width
+// spaces and joiners, U+FEFF), every other space and separator, and
+// private-use and unassigned runes: what could make one name look like
+// another, or hide part of it.
+func PrintableRune(r rune) bool { return unicode.IsPrint(r) }
+
+// nameRune reports whether r may appear in a tree name: a PrintableRune
+// that is not a path separator ('/', or '\\' for whoever copies the name
+// to Windows).
+func nameRune(r rune) bool { return r != '/' && r != '\\' && PrintableRune(r) }
+
 // SafeName reports whether s can be used as one path element of the tree:
-// valid UTF-8, not empty, not "." or "..", no '/', no NUL or other control
-// character, at most 255 bytes.
+// valid UTF-8, not empty, not "." or "..", at most 255 bytes, and only
+// runes that are PrintableRune and not '/' or '\\'.
 func SafeName(s string) bool {
 	if s == "" || s == "." || s == ".." || len(s) > maxNameLen || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if r == '/' || r == '\\' || unicode.IsControl(r) {
+		if !nameRune(r) {
 			return false
 		}
 	}
@@ -42,12 +57,12 @@ func unknownLayerName(title string, d digest.Digest) string {
 }
 
 // safeElement turns a platform or annotation value into one safe path
-// element, replacing what is not allowed; fallback is used when nothing is
-// left.
+// element, replacing each rune that nameRune refuses (and invalid UTF-8)
+// with '_'; fallback is used when nothing is left.
 func safeElement(s, fallback string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r == '/' || r == '\\' || r == utf8.RuneError || unicode.IsControl(r) {
+		if r == utf8.RuneError || !nameRune(r) {
 			b.WriteRune('_')
 			continue
 		}

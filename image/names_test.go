@@ -1,6 +1,7 @@
 package image
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -49,6 +50,16 @@ func TestSafeName(t *testing.T) {
 		{"invalid UTF-8", "a\xffb", false},
 		{"truncated UTF-8", "\xc3", false},
 	}
+	// Every rune that is not unicode.IsPrint, whether control, format
+	// (Cf) or a space other than U+0020, is refused: the mount would show
+	// it raw while inspect escapes it.
+	for _, r := range unprintableRunes {
+		tests = append(tests, struct {
+			name string
+			s    string
+			want bool
+		}{fmt.Sprintf("%U %s", r.r, r.name), "gpj" + string(r.r) + ".exe", false})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := SafeName(tt.s); got != tt.want {
@@ -56,6 +67,43 @@ func TestSafeName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unprintableRunes are runes a tree name must not hold: format characters
+// (Cf) that reorder or hide text, spaces other than U+0020, separators,
+// private-use and unassigned runes.
+var unprintableRunes = []struct {
+	name string
+	r    rune
+}{
+	{"soft hyphen", '\u00ad'},
+	{"arabic letter mark", '\u061c'},
+	{"zero-width space", '\u200b'},
+	{"zero-width non-joiner", '\u200c'},
+	{"zero-width joiner", '\u200d'},
+	{"left-to-right mark", '\u200e'},
+	{"right-to-left mark", '\u200f'},
+	{"left-to-right embedding", '\u202a'},
+	{"right-to-left embedding", '\u202b'},
+	{"pop directional formatting", '\u202c'},
+	{"left-to-right override", '\u202d'},
+	{"right-to-left override", '\u202e'},
+	{"word joiner", '\u2060'},
+	{"left-to-right isolate", '\u2066'},
+	{"right-to-left isolate", '\u2067'},
+	{"first strong isolate", '\u2068'},
+	{"pop directional isolate", '\u2069'},
+	{"byte order mark", '\ufeff'},
+	{"interlinear annotation anchor", '\ufff9'},
+	{"tag space", '\U000e0020'},
+	{"no-break space", '\u00a0'},
+	{"em space", '\u2003'},
+	{"ideographic space", '\u3000'},
+	{"line separator", '\u2028'},
+	{"paragraph separator", '\u2029'},
+	{"private use", '\ue000'},
+	{"unassigned", '\U000effff'},
+	{"C1 control", '\u009b'},
 }
 
 func TestUnknownLayerName(t *testing.T) {
@@ -76,6 +124,14 @@ func TestUnknownLayerName(t *testing.T) {
 		{"dotdot", "..", fallback},
 		{"300 chars", strings.Repeat("t", 300), fallback},
 		{"invalid UTF-8", "\xff", fallback},
+		{"combining mark", "cafe\u0301.bin", "cafe\u0301.bin"},
+	}
+	for _, r := range unprintableRunes {
+		tests = append(tests, struct {
+			name  string
+			title string
+			want  string
+		}{fmt.Sprintf("%U %s", r.r, r.name), "firm" + string(r.r) + "ware.bin", fallback})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +164,9 @@ func TestSafeElement(t *testing.T) {
 		{"escape", "\x1b[31m", "_[31m"},
 		{"invalid UTF-8", "a\xffb", "a_b"},
 		{"only slash", "/", "_"},
+		{"right-to-left override", "amd64\u202e", "amd64_"},
+		{"zero-width space", "arm\u200b64", "arm_64"},
+		{"no-break space", "v\u00a08", "v_8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -240,23 +240,29 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 		cfg = parseConfig(craw)
 	}
 
+	// Role names win: the documents above, then the layers with a role
+	// in manifest order, then the config's cmdline, and only then the
+	// layers of unknown type, in manifest order. An unknown layer titled
+	// "kernel" is kernel-2 wherever it stands, never the real kernel.
 	hasCmdline := false
+	var unknown []ocispec.Descriptor
 	for _, l := range doc.Layers {
 		role := RoleOf(l.MediaType)
-		name := role.FileName()
-		if role == RoleUnknown {
-			name = unknownLayerName(l.Annotations[annotationTitle], l.Digest)
-		}
-		if role == RoleCmdline {
+		switch role {
+		case RoleUnknown:
+			unknown = append(unknown, l)
+			continue
+		case RoleCmdline:
 			hasCmdline = true
 		}
-		name = add(name, File{Role: role, MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
-		if role == RoleUnknown {
-			r.warnf("%s: layer %s has unknown media type %q, shown as %s", dir, l.Digest, l.MediaType, name)
-		}
+		add(role.FileName(), File{Role: role, MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
 	}
 	if !hasCmdline && cfg.CommandLine != "" {
 		add(RoleCmdline.FileName(), File{Role: RoleCmdline, MediaType: "text/plain", Size: int64(len(cfg.CommandLine)), Data: []byte(cfg.CommandLine)})
+	}
+	for _, l := range unknown {
+		name := add(unknownLayerName(l.Annotations[annotationTitle], l.Digest), File{Role: RoleUnknown, MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+		r.warnf("%s: layer %s has unknown media type %q, shown as %s", dir, l.Digest, l.MediaType, name)
 	}
 	r.images++
 	return true, nil

@@ -373,6 +373,14 @@ func TestResolveUnknownLayerNames(t *testing.T) {
 		{"invalid UTF-8", ptr("\xfe\xff"), "\uFFFD\uFFFD"},
 		{"title of a document name", ptr("manifest.json"), "manifest-2.json"},
 		{"title of a role name", ptr("kernel"), "kernel"},
+		// Shown raw by the mount but escaped by inspect, these would make
+		// the two disagree (and "\u202egpj.exe" looks like "exe.jpg").
+		{"right-to-left override", ptr("\u202egpj.exe"), ""},
+		{"zero-width space", ptr("kernel\u200b"), ""},
+		{"zero-width joiner", ptr("a\u200db.bin"), ""},
+		{"byte order mark", ptr("\ufefffirmware.bin"), ""},
+		{"bidi isolate", ptr("\u2067firmware.bin\u2069"), ""},
+		{"no-break space", ptr("my\u00a0firmware.bin"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -431,6 +439,76 @@ func TestResolveLayerCollisions(t *testing.T) {
 		map[string]string{"architecture": "amd64", "variant": "metal"})
 	tree := mustResolve(t, f, topOf(img.raw, MediaTypeOCIManifest))
 	compareFiles(t, tree.Files, sortFiles(img.wantFiles("amd64/metal", "amd64")))
+}
+
+// TestResolveRoleNamesWin: the documents and the layers with a role get
+// their names first, whatever stands before them in the manifest; layers of
+// unknown type take the collision suffix. Layers of one role keep manifest
+// order (kernel, kernel-2).
+func TestResolveRoleNamesWin(t *testing.T) {
+	const unknownType = "application/vnd.example.firmware"
+	k1 := layer(seedType+"kernel", 1, "1", nil)
+	k2 := layer(ironcoreType+"kernel", 2, "2", nil)
+	disk := layer(seedType+"disk.img", 3, "d", nil)
+	uki := layer(seedType+"uki", 4, "u", nil)
+	cmd := layer(seedType+"cmdline", 5, "c", nil)
+	unk := func(seed, t string) ocispec.Descriptor { return layer(unknownType, 100, seed, title(t)) }
+	uKernel, uKernel2, uDisk, uUKI := unk("k", "kernel"), unk("k2", "kernel-2"), unk("d", "disk.img"), unk("u", "uki.efi")
+	uCmd, uCfg, uMan := unk("c", "cmdline"), unk("cfg", "config.json"), unk("m", "manifest.json")
+	const fromConfig = "" // the cmdline taken from the config has no digest
+
+	tests := []struct {
+		name   string
+		cfg    string // IronCore config; "" for none
+		layers []ocispec.Descriptor
+		want   map[string]digest.Digest // file name -> digest
+	}{
+		{"unknown kernel before the real one", "", []ocispec.Descriptor{uKernel, k1},
+			map[string]digest.Digest{"kernel": k1.Digest, "kernel-2": uKernel.Digest}},
+		{"unknown kernel after the real one", "", []ocispec.Descriptor{k1, uKernel},
+			map[string]digest.Digest{"kernel": k1.Digest, "kernel-2": uKernel.Digest}},
+		{"unknown disk.img and uki.efi before the real ones", "", []ocispec.Descriptor{uDisk, uUKI, disk, uki},
+			map[string]digest.Digest{"disk.img": disk.Digest, "disk-2.img": uDisk.Digest, "uki.efi": uki.Digest, "uki-2.efi": uUKI.Digest}},
+		{"two real kernels keep manifest order, the unknown one comes after", "", []ocispec.Descriptor{uKernel, k2, k1},
+			map[string]digest.Digest{"kernel": k2.Digest, "kernel-2": k1.Digest, "kernel-3": uKernel.Digest}},
+		{"unknown kernel-2 before two real kernels", "", []ocispec.Descriptor{uKernel2, k1, k2},
+			map[string]digest.Digest{"kernel": k1.Digest, "kernel-2": k2.Digest, "kernel-2-2": uKernel2.Digest}},
+		{"unknown cmdline before the cmdline layer", "", []ocispec.Descriptor{uCmd, cmd, k1},
+			map[string]digest.Digest{"cmdline": cmd.Digest, "cmdline-2": uCmd.Digest, "kernel": k1.Digest}},
+		{"unknown cmdline and the config's commandLine", `{"commandLine":"quiet"}`, []ocispec.Descriptor{uCmd, k1},
+			map[string]digest.Digest{"cmdline": fromConfig, "cmdline-2": uCmd.Digest, "kernel": k1.Digest}},
+		{"unknown documents", `{}`, []ocispec.Descriptor{uCfg, uMan, k1},
+			map[string]digest.Digest{"config-2.json": uCfg.Digest, "manifest-2.json": uMan.Digest, "kernel": k1.Digest}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			spec := manifestSpec{Layers: tt.layers, Annotations: map[string]string{"architecture": "amd64"}}
+			if tt.cfg != "" {
+				cfg := f.addBlob(MediaTypeIronCoreConfig, []byte(tt.cfg))
+				spec.Config = &cfg
+			}
+			_, raw := f.addManifest(t, MediaTypeOCIManifest, spec)
+			tree := mustResolve(t, f, topOf(raw, MediaTypeOCIManifest))
+			got := map[string]digest.Digest{}
+			for _, fl := range tree.Files {
+				name := strings.TrimPrefix(fl.Path, "amd64/default/")
+				if fl.Role == RoleManifest || fl.Role == RoleConfig {
+					if name != fl.Role.FileName() {
+						t.Errorf("%s is at %s", fl.Role, fl.Path)
+					}
+					continue
+				}
+				got[name] = fl.Digest
+				if want, ok := tt.want[name]; ok && want == fromConfig && (fl.Role != RoleCmdline || fl.Lazy()) {
+					t.Errorf("%s = %+v, want the config's cmdline", name, fl)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("names -> digests\n got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestResolveDuplicateArchVariant(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 
 	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/image"
@@ -59,11 +58,13 @@ func oneLine(err error) string {
 	return printable(strings.Join(strings.Fields(err.Error()), " "))
 }
 
-// printable escapes the runes of s that are not printable, as \u001b.
+// printable escapes the runes of s that are not printable, as \u001b. It
+// uses the tree's own rule (image.PrintableRune), so a tree name is always
+// printed as the mount shows it.
 func printable(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if unicode.IsPrint(r) {
+		if image.PrintableRune(r) {
 			b.WriteRune(r)
 			continue
 		}

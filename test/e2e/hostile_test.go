@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -721,9 +722,9 @@ func hostileCases() []hostileCase {
 		{
 			name: "hostile names in titles, annotations and platforms",
 			image: func(t *testing.T, e *hostileEnv) string {
-				ts := []string{"../../etc/passwd", "a/b", "x\x00y", "\x1b[31mred", "..", ".", "", "firmware.bin", "firmware.bin", "manifest.json", "kernel", "\u202egpj.exe", strings.Repeat("t", 256)}
+				ts := []string{"../../etc/passwd", "a/b", "x\x00y", "\x1b[31mred", "..", ".", "", "firmware.bin", "firmware.bin", "manifest.json", "kernel", "\u202egpj.exe", "firmware\u200b.bin", "\ufeff\u2067x.bin\u2069", strings.Repeat("t", 256)}
 				titles, titleData = nil, nil
-				ls := []ocispec.Descriptor{e.kdesc}
+				var ls []ocispec.Descriptor
 				for i, ti := range ts {
 					data := []byte(fmt.Sprintf("layer %d titled %q", i, ti))
 					d := e.blob(t, data, hostileUnknownType)
@@ -738,6 +739,9 @@ func hostileCases() []hostileCase {
 				d := e.blob(t, data, "")
 				titles, titleData = append(titles, d), append(titleData, data)
 				ls = append(ls, d)
+				// The real kernel comes last: role names win, so it is
+				// still kernel and the layer titled "kernel" is kernel-2.
+				ls = append(ls, e.kdesc)
 				man := e.put(t, "", oci, e.manifest(&e.cfg, ls, map[string]string{"variant": "../../..\n", "architecture": "ignored"}))
 				e.put(t, "names", ociIndex, e.index(hostileEntry(man, "linux", "../x\x00")))
 				return e.ref("names")
@@ -753,7 +757,9 @@ func hostileCases() []hostileCase {
 				want := map[string]int{ // name -> index in titles
 					hex(0): 0, hex(1): 1, hex(2): 2, hex(3): 3, hex(4): 4, hex(5): 5, hex(6): 6,
 					"firmware.bin": 7, "firmware-2.bin": 8, "manifest-2.json": 9, "kernel-2": 10,
-					"\u202egpj.exe": 11, hex(12): 12, hex(13): 13,
+					// Format characters (bidi override, zero-width space, BOM,
+					// isolates) would show raw here but escaped by inspect.
+					hex(11): 11, hex(12): 12, hex(13): 13, hex(14): 14, hex(15): 15,
 				}
 				layerDir := filepath.Join(dir, ".._x_", ".._.._.._")
 				got := hostileList(t, layerDir)
@@ -772,6 +778,21 @@ func hostileCases() []hostileCase {
 					}
 				}
 				hostileWantBytes(t, filepath.Join(layerDir, "kernel"), 0, e.kernel[:4096])
+				// inspect prints the names the mount shows, byte for byte.
+				hostileInspectClean(t, e.ref("names"))
+				var out struct{ Files []struct{ Path string } }
+				if err := json.Unmarshal([]byte(hostileInspectClean(t, "--json", e.ref("names"))), &out); err != nil {
+					t.Fatalf("inspect --json: %v", err)
+				}
+				var inspected []string
+				for _, f := range out.Files {
+					if d, n := path.Split(f.Path); d == ".._x_/.._.._.._/" {
+						inspected = append(inspected, n)
+					}
+				}
+				if strings.Join(inspected, "\x00") != strings.Join(got, "\x00") {
+					t.Errorf("inspect --json lists\n%q\nthe mount shows\n%q", inspected, got)
+				}
 				// Each unknown layer is logged once, quoted.
 				if n := strings.Count(m.stderr.String(), "has unknown media type"); n != len(titles) {
 					t.Errorf("%d unknown-type warnings, want %d", n, len(titles))
@@ -902,8 +923,9 @@ func hostileEscapesImage(t *testing.T, e *hostileEnv) string {
 }
 
 // hostileInspectClean runs inspect with args and fails unless it succeeds
-// and prints no control character but newlines and tabs.
-func hostileInspectClean(t *testing.T, args ...string) {
+// and prints nothing that is not printable (control or format characters,
+// odd spaces) but newlines and tabs. It returns what inspect printed.
+func hostileInspectClean(t *testing.T, args ...string) string {
 	t.Helper()
 	stdout, stderr, code := runCLI(t, 30*time.Second, append([]string{"inspect"}, args...)...)
 	if code != 0 {
@@ -911,11 +933,12 @@ func hostileInspectClean(t *testing.T, args ...string) {
 	}
 	hostileNoCrash(t, stderr)
 	for _, r := range stdout {
-		if r != '\n' && r != '\t' && unicode.IsControl(r) {
-			t.Errorf("inspect %v prints control character %U:\n%q", args, r, stdout)
-			return
+		if r != '\n' && r != '\t' && !unicode.IsPrint(r) {
+			t.Errorf("inspect %v prints non-printable character %U:\n%q", args, r, stdout)
+			break
 		}
 	}
+	return stdout
 }
 
 // hostileDropCache drops the page cache of the file at p, so that the next
