@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -30,6 +31,9 @@ type Options struct {
 	// ReadAhead is the largest window fetched ahead of a sequential reader
 	// of one open file; 0 disables read-ahead.
 	ReadAhead int64
+	// Owner owns every file and directory; nil is the daemon's effective
+	// user and group, so that a mount belongs to the user who mounted it.
+	Owner *fuse.Owner
 }
 
 // Root is the root directory of a mounted image.
@@ -39,6 +43,7 @@ type Root struct {
 	open  OpenBlob
 	opts  Options
 	log   *slog.Logger
+	owner fuse.Owner
 	mtime time.Time
 }
 
@@ -54,7 +59,11 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Root{tree: tree, open: open, opts: opts, log: log, mtime: time.Now()}
+	owner := fuse.Owner{Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
+	if opts.Owner != nil {
+		owner = *opts.Owner
+	}
+	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now()}
 }
 
 // OnAdd builds the whole tree once, with persistent inodes.
@@ -100,9 +109,16 @@ func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
+// dirAttr describes a directory (the root or one below it).
 func (r *Root) dirAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFDIR | 0o555
 	a.Nlink = 2
+	r.commonAttr(a)
+}
+
+// commonAttr sets what every node shares: owner and times.
+func (r *Root) commonAttr(a *fuse.Attr) {
+	a.Owner = r.owner
 	a.SetTimes(nil, &r.mtime, &r.mtime)
 }
 
