@@ -26,7 +26,8 @@ type OpenBlob func(d digest.Digest, size int64) BlobReader
 
 // Options configure a Root. The zero value is silent with no read-ahead.
 type Options struct {
-	// Logger gets one line per failed read; nil is silent.
+	// Logger gets a line for failed reads (at most one per blob every
+	// 10 s, with a count of those not logged); nil is silent.
 	Logger *slog.Logger
 	// ReadAhead is the largest window fetched ahead of a sequential reader
 	// of one open file; 0 disables read-ahead.
@@ -45,6 +46,9 @@ type Root struct {
 	log   *slog.Logger
 	owner fuse.Owner
 	mtime time.Time
+
+	failLog *failLog
+	now     func() time.Time // the failure log's clock
 }
 
 var (
@@ -63,7 +67,8 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 	if opts.Owner != nil {
 		owner = *opts.Owner
 	}
-	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now()}
+	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now(),
+		failLog: newFailLog(failLogInterval), now: time.Now}
 }
 
 // OnAdd builds the whole tree once, with persistent inodes.
