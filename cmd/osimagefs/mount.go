@@ -140,10 +140,14 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	// --memory-cache bounds all chunk memory: the LRU gets what the
 	// requests in flight (at most --parallel of maxRequest bytes) leave,
 	// and the Go runtime is told to collect garbage before the process
-	// grows much beyond it.
+	// grows much beyond it (unless GOMEMLIMIT says otherwise).
 	const maxRequest = 8 << 20
 	inflight := int64(f.parallel) * max(int64(f.chunkSize), maxRequest)
-	debug.SetMemoryLimit(int64(f.memoryCache) + 48<<20)
+	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), int64(f.memoryCache)); ok {
+		debug.SetMemoryLimit(limit)
+	} else {
+		log.Debug("memory limit left to GOMEMLIMIT", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"))
+	}
 	mem, err := cache.NewMemory(max(int64(f.chunkSize), int64(f.memoryCache)-inflight), int64(f.chunkSize))
 	if err != nil {
 		return usageError{err}
