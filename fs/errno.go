@@ -9,14 +9,22 @@ import (
 )
 
 // errno turns an error from the data path into the errno the reader gets,
-// and logs it once. An interrupted reader gets EINTR (nothing is wrong);
+// and logs it. An interrupted reader gets EINTR (nothing is wrong);
 // everything else is EIO, because a read must never return wrong bytes and
-// the reader cannot fix a network or registry fault.
+// the reader cannot fix a network or registry fault. Failures are logged
+// at most once per blob per failLogInterval (a registry outage fails every
+// read), with the number of failed reads of that blob left unlogged since.
 func (r *Root) errno(ctx context.Context, op string, f image.File, off int64, err error) syscall.Errno {
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		r.log.Debug("read interrupted", "op", op, "path", f.Path, "digest", f.Digest, "offset", off)
 		return syscall.EINTR
 	}
-	r.log.Error("read failed", "op", op, "path", f.Path, "digest", f.Digest, "offset", off, "err", err)
+	if suppressed, ok := r.failLog.allow(f.Digest, r.now()); ok {
+		attrs := []any{"op", op, "path", f.Path, "digest", f.Digest, "offset", off, "err", err}
+		if suppressed > 0 {
+			attrs = append(attrs, "suppressed", suppressed)
+		}
+		r.log.Error("read failed", attrs...)
+	}
 	return syscall.EIO
 }

@@ -32,7 +32,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 	out.Size = uint64(n.file.Size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
-	out.SetTimes(nil, &n.root.mtime, &n.root.mtime)
+	n.root.commonAttr(&out.Attr)
 	return 0
 }
 

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"fmt"
 	"syscall"
 	"time"
 
@@ -28,7 +27,8 @@ const cacheTimeout = time.Hour
 const kernelReadAhead = 4 << 20
 
 // Mount mounts root at dir and returns the running server; call Wait on it
-// to serve until unmounted, or Unmount to stop.
+// to serve until unmounted, or Unmount to stop. A failure that is FUSE's
+// or the mount point's is marked ErrFUSEUnavailable or ErrMountpoint.
 func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 	timeout := cacheTimeout
 	name := o.Name
@@ -62,9 +62,12 @@ func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 			DisableSplice: true,
 		},
 	}
+	if err := checkDir(dir, nil); err != nil {
+		return nil, err
+	}
 	srv, err := gofs.Mount(dir, root, opts)
 	if err != nil {
-		return nil, fmt.Errorf("mount at %s: %w", dir, err)
+		return nil, hostFUSE().explain(dir, err)
 	}
 	if err := setKernelReadAhead(dir, kernelReadAhead); err != nil {
 		root.log.Debug("kernel read-ahead left at its default", "err", err)

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -25,11 +26,15 @@ type OpenBlob func(d digest.Digest, size int64) BlobReader
 
 // Options configure a Root. The zero value is silent with no read-ahead.
 type Options struct {
-	// Logger gets one line per failed read; nil is silent.
+	// Logger gets a line for failed reads (at most one per blob every
+	// 10 s, with a count of those not logged); nil is silent.
 	Logger *slog.Logger
 	// ReadAhead is the largest window fetched ahead of a sequential reader
 	// of one open file; 0 disables read-ahead.
 	ReadAhead int64
+	// Owner owns every file and directory; nil is the daemon's effective
+	// user and group, so that a mount belongs to the user who mounted it.
+	Owner *fuse.Owner
 }
 
 // Root is the root directory of a mounted image.
@@ -39,7 +44,11 @@ type Root struct {
 	open  OpenBlob
 	opts  Options
 	log   *slog.Logger
+	owner fuse.Owner
 	mtime time.Time
+
+	failLog *failLog
+	now     func() time.Time // the failure log's clock
 }
 
 var (
@@ -54,7 +63,12 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Root{tree: tree, open: open, opts: opts, log: log, mtime: time.Now()}
+	owner := fuse.Owner{Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
+	if opts.Owner != nil {
+		owner = *opts.Owner
+	}
+	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now(),
+		failLog: newFailLog(failLogInterval), now: time.Now}
 }
 
 // OnAdd builds the whole tree once, with persistent inodes.
@@ -100,9 +114,16 @@ func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
+// dirAttr describes a directory (the root or one below it).
 func (r *Root) dirAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFDIR | 0o555
 	a.Nlink = 2
+	r.commonAttr(a)
+}
+
+// commonAttr sets what every node shares: owner and times.
+func (r *Root) commonAttr(a *fuse.Attr) {
+	a.Owner = r.owner
 	a.SetTimes(nil, &r.mtime, &r.mtime)
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/osimagefs/osimagefs/blobstore"
+	osfs "github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/image"
 )
 
@@ -18,6 +19,13 @@ const (
 	exitUnreachable   = 5
 	exitNotOSImage    = 6
 	exitBadMountpoint = 7
+)
+
+// Exit statuses of a mount without FUSE, and of an interrupted command
+// (128 + the signal's number: 130 for SIGINT, 143 for SIGTERM).
+const (
+	exitFUSEUnavailable = 8
+	exitInterrupted     = 128
 )
 
 // usageError marks bad flags, arguments or input.
@@ -34,11 +42,16 @@ func (e mountpointError) Unwrap() error { return e.error }
 func exitCode(err error) int {
 	var ue usageError
 	var me mountpointError
+	var ie interruptedError
 	switch {
+	case errors.As(err, &ie):
+		return exitInterrupted + int(ie.sig)
 	case errors.As(err, &ue), errors.Is(err, blobstore.ErrCAFile):
 		return exitUsage
-	case errors.As(err, &me):
+	case errors.As(err, &me), errors.Is(err, osfs.ErrMountpoint):
 		return exitBadMountpoint
+	case errors.Is(err, osfs.ErrFUSEUnavailable):
+		return exitFUSEUnavailable
 	case errors.Is(err, image.ErrNotOSImage):
 		return exitNotOSImage
 	case errors.Is(err, blobstore.ErrNotFound):

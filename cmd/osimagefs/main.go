@@ -4,13 +4,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 )
 
 func main() {
 	stop := startProfile()
-	err := newRootCmd().Execute()
+	ctx, stopSignals := withInterrupt(context.Background())
+	err := interrupted(ctx, newRootCmd().ExecuteContext(ctx))
+	stopSignals()
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "osimagefs:", oneLine(err))

@@ -146,10 +146,14 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	// --memory-cache bounds all chunk memory: the LRU gets what the
 	// requests in flight (at most --parallel of maxRequest bytes) leave,
 	// and the Go runtime is told to collect garbage before the process
-	// grows much beyond it.
+	// grows much beyond it (unless GOMEMLIMIT says otherwise).
 	const maxRequest = 8 << 20
 	inflight := int64(f.parallel) * max(int64(f.chunkSize), maxRequest)
-	debug.SetMemoryLimit(int64(f.memoryCache) + 48<<20)
+	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), int64(f.memoryCache)); ok {
+		debug.SetMemoryLimit(limit)
+	} else {
+		log.Debug("memory limit left to GOMEMLIMIT", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"))
+	}
 	mem, err := cache.NewMemory(max(int64(f.chunkSize), int64(f.memoryCache)-inflight), int64(f.chunkSize))
 	if err != nil {
 		return usageError{err}
@@ -175,21 +179,24 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	}, osfs.Options{Logger: log, ReadAhead: int64(f.readAhead)})
 	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: "osimagefs:" + store.Reference().Context().String()})
 	if err != nil {
-		return mountpointError{err}
+		return err // classified by osfs.Mount: FUSE or the mount point
 	}
 	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
 	pctx, stopPrefetch := context.WithCancel(context.Background())
 	defer stopPrefetch()
 	go prefetch(pctx, fetcher, tree, f.prefetch, log)
 
+	// SIGINT and SIGTERM cancel ctx (withInterrupt), even one that came
+	// while the mount was coming up. From now on they are caught here, so
+	// that another one does not kill the daemon while it unmounts.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	go func() {
 		select {
-		case s := <-sigs:
-			log.Info("unmounting", "signal", s.String(), "mountpoint", dir)
+		case <-ctx.Done():
+			log.Info("unmounting", "cause", context.Cause(ctx), "mountpoint", dir)
 			unmount(srv, dir, log)
 		case <-done:
 		}

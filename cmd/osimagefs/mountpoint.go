@@ -15,14 +15,17 @@ import (
 	osfs "github.com/osimagefs/osimagefs/fs"
 )
 
-// checkMountpoint returns the absolute mount point if it can be used: it
-// exists, is a directory, and nothing is mounted there. A dead FUSE mount
-// left by a killed daemon ("transport endpoint is not connected") is
-// cleared, with a message saying so.
+// checkMountpoint returns the mount point, absolute and with symlinks
+// resolved, if it can be used: it exists, is a directory, and nothing is
+// mounted there. A dead FUSE mount left by a killed daemon ("transport
+// endpoint is not connected") is cleared, with a message saying so.
 func checkMountpoint(dir string, log *slog.Logger) (string, error) {
-	abs, err := filepath.Abs(dir)
+	abs, err := resolveMountpoint(dir)
 	if err != nil {
-		return "", mountpointError{fmt.Errorf("mount point %s: %w", dir, err)}
+		return "", err
+	}
+	if abs != dir {
+		log.Debug("mount point resolved", "given", dir, "mountpoint", abs)
 	}
 	if err := clearDeadMounts(abs, log); err != nil {
 		return "", err
@@ -38,6 +41,30 @@ func checkMountpoint(dir string, log *slog.Logger) (string, error) {
 		return "", mountpointError{fmt.Errorf("mount point %s is already mounted (%s); unmount it first", abs, src)}
 	}
 	return abs, nil
+}
+
+// resolveMountpoint makes dir absolute and resolves its symlinks: the
+// kernel mounts on the directory a symlink points to, and mountinfo, the
+// "already mounted" check and the kernel read-ahead setting know only that
+// path. A dead FUSE mount cannot be stat'ed once the kernel's cached
+// attributes expire (ENOTCONN); it is a directory, not a symlink, so then
+// only its parent is resolved and clearDeadMounts deals with it.
+func resolveMountpoint(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", mountpointError{fmt.Errorf("mount point %s: %w", dir, err)}
+	}
+	resolved, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
+		var parent string
+		if parent, err = filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			resolved = filepath.Join(parent, filepath.Base(abs))
+		}
+	}
+	if err != nil {
+		return "", mountpointError{fmt.Errorf("mount point %s: resolve symlinks: %w", abs, err)}
+	}
+	return resolved, nil
 }
 
 // probeTimeout bounds the liveness probe of a FUSE mount whose daemon

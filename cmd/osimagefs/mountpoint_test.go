@@ -21,7 +21,10 @@ import (
 
 func TestCheckMountpoint(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	dir := t.TempDir()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -35,6 +38,50 @@ func TestCheckMountpoint(t *testing.T) {
 		if !errors.As(err, &me) {
 			t.Errorf("%s: %v, want a mountpointError", bad, err)
 		}
+	}
+}
+
+// TestCheckMountpointSymlink: a symlinked mount point is resolved to the
+// directory it points to, so a symlink to a directory that is already a
+// mount point is refused like the directory itself.
+func TestCheckMountpointSymlink(t *testing.T) {
+	fixture.RequireRoot(t, "mount a tmpfs")
+	log := slog.New(slog.DiscardHandler)
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(base, "empty")
+	mounted := filepath.Join(base, "mounted")
+	for _, d := range []string{empty, mounted} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mount("tmpfs", mounted, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(mounted, syscall.MNT_DETACH)
+	for name, target := range map[string]string{"to-empty": empty, "to-mounted": mounted, "to-link": filepath.Join(base, "to-mounted")} {
+		if err := os.Symlink(target, filepath.Join(base, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if got, err := checkMountpoint(filepath.Join(base, "to-empty"), log); err != nil || got != empty {
+		t.Errorf("symlink to an empty directory: %q, %v; want %q", got, err, empty)
+	}
+	for _, link := range []string{"to-mounted", "to-link"} {
+		t.Run(link, func(t *testing.T) {
+			_, err := checkMountpoint(filepath.Join(base, link), log)
+			var me mountpointError
+			if !errors.As(err, &me) || !strings.Contains(err.Error(), "already mounted") {
+				t.Fatalf("symlink to a mount point: %v, want a mountpointError saying it is already mounted", err)
+			}
+			if !strings.Contains(err.Error(), mounted) {
+				t.Errorf("the error %q does not name the resolved path %s", err, mounted)
+			}
+		})
 	}
 }
 

@@ -32,12 +32,17 @@ $DOCKER_CONFIG, credential helpers); without them access is anonymous.
 
 Exit status: 0 success, 1 other failure, 2 bad usage or input,
 3 reference not found, 4 access denied, 5 registry unreachable,
-6 not an OS image, 7 mount point unusable.`,
+6 not an OS image, 7 mount point unusable, 8 FUSE unavailable (/dev/fuse
+missing or not accessible, or fusermount3 not installed when not root),
+130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (a mount that is up
+unmounts cleanly instead and exits 0).`,
+		Version:       buildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr)")
-	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g))
+	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newVersionCmd())
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		// Every command takes a REFERENCE first.
 		if len(args) > 0 && hasUserInfo(args[0]) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -135,5 +137,54 @@ func TestReferenceWithCredentialsRefused(t *testing.T) {
 		if strings.Contains(err.Error()+out.String(), secret) {
 			t.Errorf("%v: the password is echoed: %v %s", args, err, out.String())
 		}
+	}
+}
+
+func TestVersionText(t *testing.T) {
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	tests := []struct {
+		name string
+		info *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{"release", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "v1.2.3"},
+			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "false"}}},
+			true, "osimagefs v1.2.3\ncommit " + rev + "\ngo1.26.1 "},
+		{"modified work tree", &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "(devel)"},
+			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "true"}}},
+			true, "osimagefs devel\ncommit " + rev + " (modified)\ngo1.26.1 "},
+		{"no VCS", &debug.BuildInfo{GoVersion: "go1.26.1"}, true, "osimagefs devel\ncommit unknown\ngo1.26.1 "},
+		{"no build info", nil, false, "osimagefs devel\ncommit unknown\n" + runtime.Version() + " "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := versionText(tc.info, tc.ok); !strings.HasPrefix(got, tc.want) {
+				t.Errorf("got %q, want it to start with %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestVersion: --version and the version command print the same three
+// lines: version, commit, Go.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			root := newRootCmd()
+			var out bytes.Buffer
+			root.SetOut(&out)
+			root.SetArgs(args)
+			if err := root.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := out.String(), buildVersion()+"\n"; got != want {
+				t.Errorf("printed %q, want %q", got, want)
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if len(lines) != 3 || !strings.HasPrefix(lines[0], "osimagefs ") || !strings.HasPrefix(lines[1], "commit ") || !strings.HasPrefix(lines[2], runtime.Version()) {
+				t.Errorf("printed %q, want version, commit and Go version lines", out.String())
+			}
+		})
 	}
 }
