@@ -249,7 +249,7 @@ func TestHostileImages(t *testing.T) {
 			dir := t.TempDir()
 			if tc.shows == nil {
 				for _, cmd := range []string{"mount", "inspect"} {
-					args := append([]string{cmd}, tc.flags...)
+					args := append([]string{cmd, "--plain-http"}, tc.flags...)
 					args = append(args, ref)
 					if cmd == "mount" {
 						args = append(args, "--cache-dir", t.TempDir(), dir)
@@ -284,7 +284,7 @@ func TestHostileImages(t *testing.T) {
 				return
 			}
 			start := time.Now()
-			m := startMount(t, ref, dir, tc.flags...)
+			m := startMount(t, ref, dir, append([]string{"--plain-http"}, tc.flags...)...)
 			record(tc.name, fmt.Sprintf("mounted in %s", time.Since(start).Round(time.Millisecond)))
 			tc.shows(t, e, dir, m)
 			if err := m.terminate(t); err != nil {
@@ -905,7 +905,7 @@ func hostileEscapesImage(t *testing.T, e *hostileEnv) string {
 // and prints no control character but newlines and tabs.
 func hostileInspectClean(t *testing.T, args ...string) {
 	t.Helper()
-	stdout, stderr, code := runCLI(t, 30*time.Second, append([]string{"inspect"}, args...)...)
+	stdout, stderr, code := runCLI(t, 30*time.Second, append([]string{"inspect", "--plain-http"}, args...)...)
 	if code != 0 {
 		t.Fatalf("inspect %v: exit %d: %s", args, code, stderr)
 	}
