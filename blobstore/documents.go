@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -69,7 +70,7 @@ func (s *Store) Blob(ctx context.Context, d ocispec.Descriptor) ([]byte, error) 
 func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string, digest.Digest, error) {
 	var raw []byte
 	var mt string
-	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", s.repo.Scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), identifier)
+	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", s.scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), identifier)
 	err := s.retry(ctx, "fetch manifest "+identifier, func(ctx context.Context) error {
 		return s.fetch(ctx, url, http.Header{"Accept": {acceptManifests}}, func(resp *http.Response, body io.Reader) error {
 			if err := checkStatus(resp, http.StatusOK); err != nil {
@@ -92,7 +93,7 @@ func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string
 }
 
 func (s *Store) blobURL(d digest.Digest) string {
-	return fmt.Sprintf("%s://%s/v2/%s/blobs/%s", s.repo.Scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), d)
+	return fmt.Sprintf("%s://%s/v2/%s/blobs/%s", s.scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), d)
 }
 
 // get sends a GET with extra headers.
@@ -106,6 +107,9 @@ func (s *Store) get(ctx context.Context, url string, h http.Header) (*http.Respo
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		if pe := (*PlainHTTPError)(nil); errors.As(err, &pe) {
+			return nil, pe // it names both URLs without their queries; the *url.Error would show a pre-signed query
+		}
 		return nil, classify(err)
 	}
 	return resp, nil

@@ -79,9 +79,11 @@ func newFaultEnv(t *testing.T, size int, opts Options) *faultEnv {
 	return e
 }
 
-// open opens a Store on host whose debug log goes to e.log.
+// open opens a Store on host, which speaks plain HTTP (as the registry and
+// the fronts of these tests do), whose debug log goes to e.log.
 func (e *faultEnv) open(t *testing.T, host string, opts Options) *Store {
 	t.Helper()
+	opts.PlainHTTP = true
 	opts.Logger = slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := Open(context.Background(), host+"/"+faultRepo+":any", opts)
 	if err != nil {

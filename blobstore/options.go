@@ -11,8 +11,10 @@ import (
 // Options configure a Store. The zero value is the documented default:
 // HTTPS with verification, the Docker config keychain, no logging.
 type Options struct {
-	// PlainHTTP talks HTTP instead of HTTPS (as oras' --plain-http does).
-	// Registries on localhost and 127.0.0.1 are reached over HTTP anyway.
+	// PlainHTTP allows plain HTTP to the registry and to hosts it
+	// redirects to (as oras' --plain-http does): HTTPS is tried first,
+	// then HTTP. Without it every plain-HTTP request, loopback and private
+	// addresses included, is refused with a *PlainHTTPError.
 	PlainHTTP bool
 	// Insecure skips TLS certificate verification.
 	Insecure bool

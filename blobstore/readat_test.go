@@ -32,7 +32,7 @@ func TestReadAtRealRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	counter := registrytest.NewCountingProxy(t, reg.Host())
-	s, err := Open(context.Background(), counter.Host()+"/os/blob:any", Options{})
+	s, err := Open(context.Background(), counter.Host()+"/os/blob:any", Options{PlainHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestReadAtRealRegistry(t *testing.T) {
 
 func TestReadAtMissingBlob(t *testing.T) {
 	reg := registrytest.Start(t)
-	s, err := Open(context.Background(), reg.Host()+"/os/blob:any", Options{})
+	s, err := Open(context.Background(), reg.Host()+"/os/blob:any", Options{PlainHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +88,16 @@ func TestReadAtMissingBlob(t *testing.T) {
 	}
 }
 
+// TestOpenUnreachable: a registry that is down is ErrUnreachable, whether
+// plain HTTP is allowed or only HTTPS was tried.
 func TestOpenUnreachable(t *testing.T) {
 	reg := registrytest.Start(t)
 	host := reg.Host()
 	reg.Stop()
-	_, err := Open(context.Background(), host+"/os/blob:any", Options{})
-	if !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("err = %v, want ErrUnreachable", err)
+	for _, plainHTTP := range []bool{true, false} {
+		_, err := Open(context.Background(), host+"/os/blob:any", Options{PlainHTTP: plainHTTP})
+		if !errors.Is(err, ErrUnreachable) {
+			t.Errorf("PlainHTTP %v: err = %v, want ErrUnreachable", plainHTTP, err)
+		}
 	}
 }

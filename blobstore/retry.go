@@ -90,6 +90,9 @@ func (s *Store) backoff(attempt int, err error) time.Duration {
 
 // transient reports whether err may go away on retry.
 func transient(err error) bool {
+	if errors.Is(err, ErrPlainHTTP) {
+		return false
+	}
 	if errors.Is(err, errStalled) || errors.Is(err, errRedirectRefused) {
 		return true
 	}

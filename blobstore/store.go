@@ -53,6 +53,7 @@ func Open(ctx context.Context, reference string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	base = GuardPlainHTTP(base, opts.PlainHTTP)
 	ua := opts.UserAgent
 	if ua == "" {
 		ua = "osimagefs"
@@ -87,6 +88,16 @@ func defaultTransport(opts Options) (http.RoundTripper, error) {
 	}
 	t.TLSClientConfig = tc
 	return t, nil
+}
+
+// scheme is the scheme of the URLs the store builds: HTTPS unless plain
+// HTTP is allowed. go-containerregistry's Registry.Scheme answers "http"
+// for loopback and private addresses whatever the options say.
+func (s *Store) scheme() string {
+	if s.opts.PlainHTTP {
+		return "http"
+	}
+	return "https"
 }
 
 // classify wraps err with the sentinel that describes it, if any.

@@ -63,7 +63,7 @@ func TestFaultRangeIgnoredMemory(t *testing.T) {
 	}
 	front := faulty.New(t, reg.Host())
 	front.Inject(0, faulty.IgnoreRange())
-	s, err := Open(context.Background(), front.Host()+"/"+faultRepo+":any", Options{})
+	s, err := Open(context.Background(), front.Host()+"/"+faultRepo+":any", Options{PlainHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,8 +49,10 @@ type Options struct {
 	// Reference yet) the tag gets an index of this one platform.
 	AddToIndex bool
 
-	// PlainHTTP talks HTTP instead of HTTPS. Registries on localhost and
-	// 127.0.0.1 are reached over HTTP anyway.
+	// PlainHTTP allows plain HTTP to the registry (and to hosts it
+	// redirects to): HTTPS is tried first, then HTTP. Without it every
+	// plain-HTTP request, loopback and private addresses included, is
+	// refused with a *blobstore.PlainHTTPError.
 	PlainHTTP bool
 	// Insecure skips TLS certificate verification.
 	Insecure bool

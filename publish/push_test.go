@@ -145,7 +145,7 @@ func TestPushTwoPlatformsAddToIndex(t *testing.T) {
 	}
 
 	// What the mount would show.
-	store, err := blobstore.Open(ctx, e.reg.Host()+"/os/multi:1.0", blobstore.Options{})
+	store, err := blobstore.Open(ctx, e.reg.Host()+"/os/multi:1.0", blobstore.Options{PlainHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestPushIronCoreFormat(t *testing.T) {
 	}
 
 	// The mount shows the command line from the config.
-	store, err := blobstore.Open(ctx, e.reg.Host()+"/os/ironcore:1", blobstore.Options{})
+	store, err := blobstore.Open(ctx, e.reg.Host()+"/os/ironcore:1", blobstore.Options{PlainHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,6 +441,35 @@ func TestPushRegistryUnreachable(t *testing.T) {
 	_, err := Push(testContext(t), o)
 	if !errors.Is(err, blobstore.ErrUnreachable) || IsUsage(err) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+}
+
+// TestPushRefusesPlainHTTP: without PlainHTTP, a push to a plain-HTTP
+// registry on 127.0.0.1 (where go-containerregistry falls back to HTTP)
+// fails with blobstore.ErrPlainHTTP, and no request reaches the registry;
+// with PlainHTTP it goes through.
+func TestPushRefusesPlainHTTP(t *testing.T) {
+	reg := registrytest.StartSecure(t, registrytest.SecureOptions{})
+	o := Options{
+		Reference:    reg.Host() + "/os/plain:1",
+		Architecture: "amd64",
+		Files:        Files{Kernel: writeRandom(t, t.TempDir(), "k", 10)},
+	}
+	_, err := Push(testContext(t), o)
+	if !errors.Is(err, blobstore.ErrPlainHTTP) || IsUsage(err) || !strings.Contains(err.Error(), "--plain-http") {
+		t.Errorf("err = %v, want a refused plain-HTTP request naming --plain-http", err)
+	}
+	t.Logf("refused: %v", err)
+	if all, _, _ := reg.Requests(); all != 0 {
+		t.Errorf("%d requests reached the plain-HTTP registry without PlainHTTP", all)
+	}
+
+	o.PlainHTTP = true
+	if _, err := Push(testContext(t), o); err != nil {
+		t.Fatalf("push with PlainHTTP: %v", err)
+	}
+	if all, _, _ := reg.Requests(); all == 0 {
+		t.Error("no request reached the registry with PlainHTTP")
 	}
 }
 

@@ -52,6 +52,7 @@ func connect(tag name.Tag, o Options) (*registry, error) {
 			return nil, err
 		}
 	}
+	base = blobstore.GuardPlainHTTP(base, o.PlainHTTP)
 	ropts := []remote.Option{
 		remote.WithTransport(base),
 		remote.WithAuthFromKeychain(o.keychain()),

@@ -52,15 +52,15 @@ KERNEL="$REPO/.cache/kernel/vmlinuz"
 ls -lh "$WORK"/disk.img "$WORK"/root.squashfs "$WORK"/image.iso "$KERNEL"
 
 say "pushing it as $HOST/demo/os:1.0"
-"$BIN" push --quiet "$HOST/demo/os:1.0" --arch amd64 --variant virtualization \
+"$BIN" push --quiet --plain-http "$HOST/demo/os:1.0" --arch amd64 --variant virtualization \
 	--disk "$WORK/disk.img" --kernel "$KERNEL" --squashfs "$WORK/root.squashfs" \
 	--iso "$WORK/image.iso" --cmdline "console=ttyS0 root=/dev/vda ro"
 
-say "osimagefs inspect $HOST/demo/os:1.0"
-"$BIN" inspect "$HOST/demo/os:1.0"
+say "osimagefs inspect --plain-http $HOST/demo/os:1.0"
+"$BIN" inspect --plain-http "$HOST/demo/os:1.0"
 
-say "osimagefs mount $HOST/demo/os:1.0 $MNT"
-"$BIN" mount --cache-dir "$WORK/cache" "$HOST/demo/os:1.0" "$MNT" 2>"$WORK/mount.log" &
+say "osimagefs mount --plain-http $HOST/demo/os:1.0 $MNT"
+"$BIN" mount --plain-http --cache-dir "$WORK/cache" "$HOST/demo/os:1.0" "$MNT" 2>"$WORK/mount.log" &
 MOUNT_PID=$!
 for _ in $(seq 200); do mountpoint -q "$MNT" && break; sleep 0.05; done
 mountpoint -q "$MNT" || { cat "$WORK/mount.log"; exit 1; }

@@ -58,7 +58,9 @@ func exitCode(err error) int {
 		return exitNotFound
 	case errors.Is(err, blobstore.ErrUnauthorized):
 		return exitDenied
-	case errors.Is(err, blobstore.ErrUnreachable):
+	case errors.Is(err, blobstore.ErrUnreachable), errors.Is(err, blobstore.ErrPlainHTTP):
+		// A refused plain-HTTP request: the registry cannot be reached
+		// the only way allowed, HTTPS (see --plain-http).
 		return exitUnreachable
 	}
 	return exitFailure

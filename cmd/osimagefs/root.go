@@ -31,8 +31,10 @@ Credentials come from the Docker config (~/.docker/config.json,
 $DOCKER_CONFIG, credential helpers); without them access is anonymous.
 
 Exit status: 0 success, 1 other failure, 2 bad usage or input,
-3 reference not found, 4 access denied, 5 registry unreachable,
-6 not an OS image, 7 mount point unusable, 8 FUSE unavailable (/dev/fuse
+3 reference not found, 4 access denied, 5 registry unreachable
+(also when plain HTTP was refused for want of --plain-http: a plain-HTTP
+registry, or a redirect from HTTPS to HTTP), 6 not an OS image,
+7 mount point unusable, 8 FUSE unavailable (/dev/fuse
 missing or not accessible, or fusermount3 not installed when not root),
 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (a mount that is up
 unmounts cleanly instead and exits 0).`,

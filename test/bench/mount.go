@@ -43,7 +43,8 @@ func (b *bench) startMount(ctx context.Context, name, ref, cacheDir string) (*da
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"mount", "--log-level", b.cfg.mountLogLevel, "--cache-dir", cacheDir}
+	// The registry and the proxies in front of it speak plain HTTP.
+	args := []string{"mount", "--plain-http", "--log-level", b.cfg.mountLogLevel, "--cache-dir", cacheDir}
 	args = append(args, b.cfg.mountFlags...)
 	args = append(args, ref, dir)
 	cmd := exec.Command(b.cfg.bin, args...)

@@ -117,13 +117,13 @@ func (b *bench) prepare(ctx context.Context) error {
 	b.logf("wrote %s of ChaCha8 data to %s in %.1fs", fmtBytes(b.cfg.size), b.setup.local, time.Since(start).Seconds())
 
 	start = time.Now()
-	out, err := b.osimagefs(sctx, "push", "--quiet", ref(reg.Host()), "--arch", "amd64", "--variant", "bench", "--disk", b.setup.local)
+	out, err := b.osimagefs(sctx, "push", "--quiet", "--plain-http", ref(reg.Host()), "--arch", "amd64", "--variant", "bench", "--disk", b.setup.local)
 	if err != nil {
 		return err
 	}
 	b.logf("pushed %s in %.1fs", strings.TrimSpace(out), time.Since(start).Seconds())
 
-	out, err = b.osimagefs(sctx, "inspect", "--json", ref(reg.Host()))
+	out, err = b.osimagefs(sctx, "inspect", "--json", "--plain-http", ref(reg.Host()))
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func TestBootFromMount(t *testing.T) {
 	mountFresh := func(t *testing.T) (string, *mountProc, *registrytest.Counter) {
 		c := registrytest.NewCountingProxy(t, reg.Host())
 		dir := t.TempDir()
-		m := startMount(t, img.ref(c.Host()), dir)
+		m := startMount(t, img.ref(c.Host()), dir, "--plain-http")
 		return filepath.Join(dir, "amd64", "virtualization"), m, c
 	}
 

@@ -35,7 +35,7 @@ func TestBrowseMounted(t *testing.T) {
 	mountFresh := func(t *testing.T) (string, *registrytest.Counter) {
 		c := registrytest.NewCountingProxy(t, reg.Host())
 		dir := t.TempDir()
-		startMount(t, img.ref(c.Host()), dir)
+		startMount(t, img.ref(c.Host()), dir, "--plain-http")
 		return dir, c
 	}
 	mnt, counter := mountFresh(t)
@@ -90,7 +90,7 @@ func TestBrowseMounted(t *testing.T) {
 	// Checking every file reads all of disk.img: through a mount straight
 	// from the registry, as the counting proxy slows streaming down.
 	direct := t.TempDir()
-	startMount(t, img.ref(reg.Host()), direct)
+	startMount(t, img.ref(reg.Host()), direct, "--plain-http")
 	for _, c := range []struct{ key, file string }{{"squashfs", "root.squashfs"}, {"disk", "disk.img"}} {
 		t.Run("every file of loop-mounted "+c.file+" matches its source", func(t *testing.T) {
 			start := time.Now()

@@ -138,7 +138,7 @@ func TestCachePersistsAcrossMounts(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	m := startMount(t, ref, dir, "--cache-dir", cacheDir)
+	m := startMount(t, ref, dir, "--plain-http", "--cache-dir", cacheDir)
 	for _, p := range sortedKeys(img.expected) {
 		readAndCheck(t, filepath.Join(dir, p), img.expected[p])
 	}
@@ -169,7 +169,7 @@ func TestCachePersistsAcrossMounts(t *testing.T) {
 
 	counter.Reset()
 	dir2 := t.TempDir()
-	m2 := startMount(t, ref, dir2, "--cache-dir", cacheDir)
+	m2 := startMount(t, ref, dir2, "--plain-http", "--cache-dir", cacheDir)
 	atMount := counter.BlobBytes() // the configs, which mount fetches
 	counter.Reset()
 	for _, p := range sortedKeys(img.expected) {
@@ -209,7 +209,7 @@ func TestCacheStaysWithinSize(t *testing.T) {
 	img := pushMediaImage(t, reg.Host(), "os/bound", []layerFile{seedLayer("disk.img", src, "disk.img")})
 	cacheDir := t.TempDir()
 	dir := t.TempDir()
-	startMount(t, img.ref(reg.Host()), dir, "--cache-dir", cacheDir, "--cache-size", "8MiB", "--chunk-size", "1MiB")
+	startMount(t, img.ref(reg.Host()), dir, "--plain-http", "--cache-dir", cacheDir, "--cache-size", "8MiB", "--chunk-size", "1MiB")
 
 	var maxSeen, maxFiles, samples atomic.Int64
 	stop := make(chan struct{})
@@ -275,9 +275,9 @@ func TestCacheDirShared(t *testing.T) {
 	t.Run("a second daemon on the same directory is refused", func(t *testing.T) {
 		cacheDir := t.TempDir()
 		dir := t.TempDir()
-		m := startMount(t, counter.Host()+"/"+seed.ref, dir, "--cache-dir", cacheDir)
+		m := startMount(t, counter.Host()+"/"+seed.ref, dir, "--plain-http", "--cache-dir", cacheDir)
 		dir2 := t.TempDir()
-		_, stderr, code := runCLI(t, 60*time.Second, "mount", "--cache-dir", cacheDir, counter.Host()+"/"+iron.ref, dir2)
+		_, stderr, code := runCLI(t, 60*time.Second, "mount", "--plain-http", "--cache-dir", cacheDir, counter.Host()+"/"+iron.ref, dir2)
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
 		last := lines[len(lines)-1]
 		t.Logf("second daemon: exit status %d: %s", code, last)
@@ -309,7 +309,7 @@ func TestCacheDirShared(t *testing.T) {
 		shared := []string{"kernel", "root.squashfs"}
 		counter.Reset()
 		dir := t.TempDir()
-		m := startMount(t, counter.Host()+"/"+seed.ref, dir, "--cache-dir", cacheDir)
+		m := startMount(t, counter.Host()+"/"+seed.ref, dir, "--plain-http", "--cache-dir", cacheDir)
 		for _, name := range shared {
 			readAndCheck(t, filepath.Join(dir, "amd64/virtualization", name), seed.expected["amd64/virtualization/"+name])
 		}
@@ -319,7 +319,7 @@ func TestCacheDirShared(t *testing.T) {
 
 		counter.Reset()
 		dir2 := t.TempDir()
-		m2 := startMount(t, counter.Host()+"/"+iron.ref, dir2, "--cache-dir", cacheDir)
+		m2 := startMount(t, counter.Host()+"/"+iron.ref, dir2, "--plain-http", "--cache-dir", cacheDir)
 		for _, name := range shared {
 			e := iron.expected["amd64/metal/"+name]
 			dg := layerDigest(t, e)
@@ -363,7 +363,7 @@ func TestCacheSurvivesKill(t *testing.T) {
 	counter := registrytest.NewCountingProxy(t, reg.Host())
 	cacheDir := t.TempDir()
 	dir := t.TempDir()
-	m := startMount(t, img.ref(counter.Host()), dir, "--cache-dir", cacheDir)
+	m := startMount(t, img.ref(counter.Host()), dir, "--plain-http", "--cache-dir", cacheDir)
 
 	// A reader that streams the file at a bounded pace, so that the kill
 	// lands in the middle of the fill.
@@ -470,7 +470,7 @@ func TestCacheSurvivesKill(t *testing.T) {
 	// that were not on disk.
 	counter.Reset()
 	dir2 := t.TempDir()
-	m2 := startMount(t, img.ref(counter.Host()), dir2, "--cache-dir", cacheDir)
+	m2 := startMount(t, img.ref(counter.Host()), dir2, "--plain-http", "--cache-dir", cacheDir)
 	if tmp, _ := os.ReadDir(filepath.Join(cacheDir, "tmp")); len(tmp) != 0 {
 		t.Errorf("tmp/ still holds %d files after the new daemon opened the cache", len(tmp))
 	}
@@ -593,7 +593,7 @@ func TestCacheVerifyMismatch(t *testing.T) {
 	proxy := newFaultProxy(t, reg.Host(), badDg, flipAt)
 	cacheDir := t.TempDir()
 	dir := t.TempDir()
-	m := startMount(t, img.ref(proxy.Host()), dir, "--cache-dir", cacheDir)
+	m := startMount(t, img.ref(proxy.Host()), dir, "--plain-http", "--cache-dir", cacheDir)
 	file := filepath.Join(dir, "amd64/virtualization/kernel")
 
 	// The first full read serves the wrong byte (nothing can know yet),

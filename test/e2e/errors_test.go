@@ -53,7 +53,7 @@ func TestMountErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	busy := t.TempDir()
-	startMount(t, host+"/os/tiny:1", busy)
+	startMount(t, host+"/os/tiny:1", busy, "--plain-http")
 
 	tests := []struct {
 		name     string
@@ -74,9 +74,9 @@ func TestMountErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"mount", tc.ref, tc.dir}
+			args := []string{"mount", "--plain-http", tc.ref, tc.dir}
 			if tc.name == "bad platform" {
-				args = []string{"mount", "--platform", "amd64", tc.ref, tc.dir}
+				args = []string{"mount", "--plain-http", "--platform", "amd64", tc.ref, tc.dir}
 			}
 			_, stderr, code := runCLI(t, 30*time.Second, args...)
 			checkFailure(t, stderr, code, tc.wantCode, tc.wantMsg)
@@ -90,7 +90,7 @@ func TestMountErrors(t *testing.T) {
 		reg.Stop()
 		defer reg.Restart(t)
 		start := time.Now()
-		_, stderr, code := runCLI(t, 60*time.Second, "mount", host+"/os/tiny:1", t.TempDir())
+		_, stderr, code := runCLI(t, 60*time.Second, "mount", "--plain-http", host+"/os/tiny:1", t.TempDir())
 		checkFailure(t, stderr, code, 5, "unreachable")
 		t.Logf("failed after %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(stderr))
 	})

@@ -69,7 +69,7 @@ func TestFaultRegistryStopped(t *testing.T) {
 	data, other := img.files[0].data, img.files[1].data
 	const readTimeout = 5 * time.Second
 	dir := t.TempDir()
-	m := startMount(t, img.img.ref(reg.Host()), dir, "--read-timeout", readTimeout.String())
+	m := startMount(t, img.img.ref(reg.Host()), dir, "--plain-http", "--read-timeout", readTimeout.String())
 	path := filepath.Join(dir, "amd64/virtualization/disk.img")
 
 	// Two readers of the same file: a buffered one, as dd or cat reads, and
@@ -248,7 +248,7 @@ func TestFaultTokenAndRedirect(t *testing.T) {
 	storage := faulty.NewBlobHost(t, "127.0.0.2:0", reg.Host())
 	front.Inject(0, storage.Redirect())
 	dir := t.TempDir()
-	startMount(t, img.img.ref(front.Host()), dir, "--read-timeout", "10s", "--cache-dir", "none")
+	startMount(t, img.img.ref(front.Host()), dir, "--plain-http", "--read-timeout", "10s", "--cache-dir", "none")
 	issued0, _ := front.TokenStats()
 
 	for i, f := range img.files {

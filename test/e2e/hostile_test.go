@@ -250,7 +250,7 @@ func TestHostileImages(t *testing.T) {
 			dir := t.TempDir()
 			if tc.shows == nil {
 				for _, cmd := range []string{"mount", "inspect"} {
-					args := append([]string{cmd}, tc.flags...)
+					args := append([]string{cmd, "--plain-http"}, tc.flags...)
 					args = append(args, ref)
 					if cmd == "mount" {
 						args = append(args, "--cache-dir", t.TempDir(), dir)
@@ -285,7 +285,7 @@ func TestHostileImages(t *testing.T) {
 				return
 			}
 			start := time.Now()
-			m := startMount(t, ref, dir, tc.flags...)
+			m := startMount(t, ref, dir, append([]string{"--plain-http"}, tc.flags...)...)
 			record(tc.name, fmt.Sprintf("mounted in %s", time.Since(start).Round(time.Millisecond)))
 			tc.shows(t, e, dir, m)
 			if err := m.terminate(t); err != nil {
@@ -927,7 +927,7 @@ func hostileEscapesImage(t *testing.T, e *hostileEnv) string {
 // odd spaces) but newlines and tabs. It returns what inspect printed.
 func hostileInspectClean(t *testing.T, args ...string) string {
 	t.Helper()
-	stdout, stderr, code := runCLI(t, 30*time.Second, append([]string{"inspect"}, args...)...)
+	stdout, stderr, code := runCLI(t, 30*time.Second, append([]string{"inspect", "--plain-http"}, args...)...)
 	if code != 0 {
 		t.Fatalf("inspect %v: exit %d: %s", args, code, stderr)
 	}

@@ -28,7 +28,7 @@ func TestMountSeedIndex(t *testing.T) {
 	img := pushSeedIndex(t, reg.Host(), s)
 	counter := registrytest.NewCountingProxy(t, reg.Host())
 	dir := t.TempDir()
-	m := startMount(t, counter.Host()+"/"+img.ref, dir)
+	m := startMount(t, counter.Host()+"/"+img.ref, dir, "--plain-http")
 
 	counter.Reset()
 	t.Run("ls -lR fetches nothing", func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestMountIronCore(t *testing.T) {
 	reg := registrytest.Start(t)
 	img := pushIronCore(t, reg.Host(), s)
 	dir := t.TempDir()
-	m := startMount(t, reg.Host()+"/"+img.ref, dir)
+	m := startMount(t, reg.Host()+"/"+img.ref, dir, "--plain-http")
 	var got []string
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {

@@ -37,7 +37,7 @@ func TestPrefetch(t *testing.T) {
 	for _, mode := range []string{"none", "small", "all"} {
 		t.Run(mode, func(t *testing.T) {
 			counter := registrytest.NewCountingProxy(t, reg.Host())
-			m := startMount(t, counter.Host()+"/"+img.ref, t.TempDir(), "--prefetch", mode, "--platform", "linux/amd64")
+			m := startMount(t, counter.Host()+"/"+img.ref, t.TempDir(), "--plain-http", "--prefetch", mode, "--platform", "linux/amd64")
 			deadline := time.Now().Add(60 * time.Second)
 			for {
 				got := settled(counter)

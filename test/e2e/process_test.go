@@ -39,7 +39,7 @@ func TestProcessKilledDaemonLeavesDeadMountThatIsCleared(t *testing.T) {
 	ref := reg.Host() + "/" + img.ref
 	dir := t.TempDir()
 
-	first := startMount(t, ref, dir)
+	first := startMount(t, ref, dir, "--plain-http")
 	kernel := "amd64/virtualization/kernel"
 	checkFiles(t, dir, map[string]expectedFile{kernel: img.expected[kernel]})
 	// Keep a file open across the kill, as a hypervisor would (unread, so
@@ -76,7 +76,7 @@ func TestProcessKilledDaemonLeavesDeadMountThatIsCleared(t *testing.T) {
 		t.Fatalf("read of a file open across the kill: %v, want ENOTCONN or ECONNABORTED", err)
 	}
 
-	second := launchMount(t, ref, dir)
+	second := launchMount(t, ref, dir, "--plain-http")
 	second.waitServing(t, 30*time.Second)
 	stderr := second.stderr.String()
 	if !strings.Contains(stderr, "cleared a dead mount") {
@@ -113,7 +113,7 @@ func TestProcessUnmountWithReadersInFlight(t *testing.T) {
 	img := pushSmallImage(t, reg.Host(), "os/slow", diskSize)
 	toxi := registrytest.NewToxiProxy(t, reg.Host())
 	dir := t.TempDir()
-	m := startMount(t, toxi.Host()+"/"+img.ref, dir, "--read-ahead", "0", "--read-timeout", "5m")
+	m := startMount(t, toxi.Host()+"/"+img.ref, dir, "--plain-http", "--read-ahead", "0", "--read-timeout", "5m")
 	// Slow enough that 64 readers wanting different chunks (1 MiB each,
 	// at most 8 range requests at a time) wait for tens of seconds.
 	toxi.AddLatency(200)
@@ -231,7 +231,7 @@ func TestProcessConcurrentReadersNoRace(t *testing.T) {
 	reg := registrytest.Start(t)
 	img := pushSeedIndex(t, reg.Host(), s)
 	dir := t.TempDir()
-	m := startMount(t, reg.Host()+"/"+img.ref, dir,
+	m := startMount(t, reg.Host()+"/"+img.ref, dir, "--plain-http",
 		"--chunk-size", "256KiB", "--memory-cache", "4MiB", "--cache-size", "48MiB",
 		"--read-ahead", "4MiB", "--prefetch", "all", "--parallel", "8")
 

@@ -243,9 +243,9 @@ func TestSecurityCredentialsNeverLeak(t *testing.T) {
 }
 
 // TestTLSVerification serves a registry over HTTPS only, with a
-// certificate from a test CA, on 127.0.0.2 (go-containerregistry talks
-// plain HTTP to 127.0.0.1 and localhost, but HTTPS to other loopback
-// addresses). Without flags, inspect and mount must refuse it with an x509
+// certificate from a test CA, on 127.0.0.2 (go-containerregistry would
+// fall back to plain HTTP on 127.0.0.1 and localhost, but not on other
+// loopback addresses). Without flags, inspect and mount must refuse it with an x509
 // error and a non-zero exit; with the wrong CA too; --plain-http must not
 // get through; --ca-file ca.pem and --insecure must work, over TLS.
 func TestTLSVerification(t *testing.T) {
@@ -334,6 +334,54 @@ func TestTLSVerification(t *testing.T) {
 	}
 }
 
+// TestSecurityPlainHTTPOnlyWithFlag serves a plain-HTTP registry on
+// 127.0.0.1, where go-containerregistry falls back to HTTP when HTTPS
+// fails. Without --plain-http, inspect, mount and push must exit 5 with a
+// last line naming --plain-http, and no request may reach the registry;
+// with --plain-http they work.
+func TestSecurityPlainHTTPOnlyWithFlag(t *testing.T) {
+	requireMountable(t)
+	plain := registrytest.Start(t)
+	img := pushSmallImage(t, plain.Host(), "os/plain", 4<<20)
+	reg := registrytest.StartSecure(t, registrytest.SecureOptions{Dir: plain.Dir(), IP: "127.0.0.1"})
+	ref := reg.Host() + "/" + img.ref
+	kernel := filepath.Join(t.TempDir(), "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"inspect", ref},
+		{"mount", "--cache-dir", "none", ref, dir},
+		{"push", reg.Host() + "/os/plain:2", "--arch", "amd64", "--kernel", kernel},
+	} {
+		t.Run(args[0]+" without --plain-http", func(t *testing.T) {
+			_, stderr, code := runCLI(t, 60*time.Second, args...)
+			checkFailure(t, stderr, code, 5, "--plain-http")
+			t.Logf("exit %d: %s", code, lastLine(stderr))
+			if all, _, _ := reg.Requests(); all != 0 {
+				t.Errorf("%d requests reached the plain-HTTP registry without --plain-http", all)
+			}
+			if isMounted(dir) {
+				t.Error("left a mount behind")
+			}
+		})
+	}
+
+	t.Run("with --plain-http", func(t *testing.T) {
+		stdout, stderr, code := runCLI(t, 60*time.Second, "inspect", "--plain-http", ref)
+		if code != 0 || !strings.Contains(stdout, img.digest) {
+			t.Fatalf("inspect --plain-http: exit %d\n%s%s", code, stdout, stderr)
+		}
+		m := startMount(t, ref, dir, "--plain-http")
+		checkFiles(t, dir, img.expected)
+		if err := m.terminate(t); err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	})
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
@@ -352,7 +400,7 @@ func TestReadOnlyMount(t *testing.T) {
 	const kernel = "amd64/virtualization/kernel"
 
 	private := sharedDir(t)
-	startMount(t, ref, private)
+	startMount(t, ref, private, "--plain-http")
 
 	t.Run("changes fail with EROFS", func(t *testing.T) {
 		d := filepath.Join(private, "amd64/virtualization")
@@ -422,7 +470,7 @@ func TestReadOnlyMount(t *testing.T) {
 	})
 
 	shared := sharedDir(t)
-	startMount(t, ref, shared, "--allow-other")
+	startMount(t, ref, shared, "--plain-http", "--allow-other")
 
 	t.Run("mount options with --allow-other", func(t *testing.T) {
 		opts, super := mountOptions(t, shared)

@@ -65,7 +65,7 @@ func TestSoakFaults(t *testing.T) {
 	// than they read.
 	// The daemon is built without the race detector: the soak is about
 	// volume under faults (races are TestProcessConcurrentReadersNoRace's).
-	m := startMountBinary(t, plainBinary, img.img.ref(toxi.Host()), dir, "--read-timeout", readTimeout.String(),
+	m := startMountBinary(t, plainBinary, img.img.ref(toxi.Host()), dir, "--plain-http", "--read-timeout", readTimeout.String(),
 		"--cache-dir", "none", "--memory-cache", "8MiB", "--chunk-size", "64KiB", "--parallel", "16")
 	pid := m.cmd.Process.Pid
 

@@ -35,10 +35,11 @@ type SecureOptions struct {
 	TLS bool
 	// IP is the address to listen on (port chosen by the kernel). ""
 	// means 127.0.0.2 with TLS and 127.0.0.1 without. go-containerregistry
-	// talks plain HTTP to 127.0.0.1, localhost, *.localhost and RFC 1918
-	// addresses whatever the server speaks, but HTTPS to other loopback
-	// addresses such as 127.0.0.2: a TLS registry on 127.0.0.2 is
-	// reached over TLS without touching /etc/hosts.
+	// falls back to plain HTTP for 127.0.0.1, localhost, *.localhost and
+	// RFC 1918 addresses when HTTPS fails (osimagefs refuses that without
+	// --plain-http), but never for other loopback addresses such as
+	// 127.0.0.2: a TLS registry there is reached over TLS only, without
+	// touching /etc/hosts.
 	IP string
 	// Users turns on htpasswd basic auth (Distribution's "htpasswd" access
 	// controller, realm "registrytest") with these user -> password pairs,

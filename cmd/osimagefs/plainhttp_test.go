@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/osimagefs/osimagefs/blobstore"
+)
+
+// TestPlainHTTPNeedsTheFlag runs every command against a plain-HTTP
+// registry on 127.0.0.1 (where go-containerregistry would fall back to
+// HTTP): without --plain-http each exits 5 ("registry unreachable") with a
+// message naming --plain-http, and no request reaches the registry; with it
+// each reaches the registry (which knows no image).
+func TestPlainHTTPNeedsTheFlag(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.URL.Path == "/v2/" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/os/plain:1"
+	kernel := filepath.Join(t.TempDir(), "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commands := [][]string{
+		{"inspect", ref},
+		{"mount", "--cache-dir", "none", ref, t.TempDir()},
+		{"push", ref, "--arch", "amd64", "--kernel", kernel},
+	}
+	for _, args := range commands {
+		for _, flags := range [][]string{nil, {"--plain-http"}} {
+			args := append(append([]string{args[0]}, flags...), args[1:]...)
+			t.Run(strings.Join(args[:len(flags)+1], " "), func(t *testing.T) {
+				requests.Store(0)
+				root := newRootCmd()
+				var out bytes.Buffer
+				root.SetOut(&out)
+				root.SetErr(&out)
+				root.SetArgs(args)
+				err := root.Execute()
+				if len(flags) > 0 {
+					if requests.Load() == 0 || exitCode(err) == exitUnreachable {
+						t.Errorf("with --plain-http: %d requests, exit %d (%v); want the registry reached", requests.Load(), exitCode(err), err)
+					}
+					return
+				}
+				if code := exitCode(err); code != exitUnreachable || !strings.Contains(oneLine(err), "--plain-http") {
+					t.Errorf("exit %d (%v), want %d and a message naming --plain-http", code, err, exitUnreachable)
+				}
+				if n := requests.Load(); n != 0 {
+					t.Errorf("%d requests reached the plain-HTTP registry without --plain-http", n)
+				}
+				t.Logf("exit %d: %s", exitCode(err), oneLine(err))
+			})
+		}
+	}
+}
+
+// TestPlainHTTPRedirectExitStatus: a refused redirect from HTTPS to HTTP
+// (no registry error around it) exits 5 too.
+func TestPlainHTTPRedirectExitStatus(t *testing.T) {
+	err := fmt.Errorf("fetch blob sha256:x: %w", &blobstore.PlainHTTPError{URL: "http://storage.example/b", From: "https://r.example/v2/os/x/blobs/sha256:x"})
+	if code := exitCode(err); code != exitUnreachable {
+		t.Errorf("exit %d, want %d", code, exitUnreachable)
+	}
+}
