@@ -49,6 +49,8 @@ type Root struct {
 
 	failLog *failLog
 	now     func() time.Time // the failure log's clock
+
+	byDigest map[digest.Digest][]*fileNode // layer files, written by OnAdd only
 }
 
 var (
@@ -74,6 +76,7 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 // OnAdd builds the whole tree once, with persistent inodes.
 func (r *Root) OnAdd(ctx context.Context) {
 	dirs := map[string]*gofs.Inode{"": &r.Inode}
+	r.byDigest = map[digest.Digest][]*fileNode{}
 	var mkdir func(p string) *gofs.Inode
 	mkdir = func(p string) *gofs.Inode {
 		if in, ok := dirs[p]; ok {
@@ -89,6 +92,7 @@ func (r *Root) OnAdd(ctx context.Context) {
 		node := &fileNode{root: r, file: f}
 		if f.Lazy() {
 			node.blob = r.open(f.Digest, f.Size)
+			r.byDigest[f.Digest] = append(r.byDigest[f.Digest], node)
 		}
 		parent := mkdir(parentDir(f.Path))
 		parent.AddChild(path.Base(f.Path), parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFREG}), false)

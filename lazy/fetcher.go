@@ -64,6 +64,10 @@ type Options struct {
 	// Disk, if set, is the persistent cache behind the memory cache. Blobs
 	// are verified against their digest when they become complete in it.
 	Disk DiskCache
+	// OnCorrupt, if set, is called once a blob has failed verification and
+	// its chunks are dropped, so that copies held elsewhere (the kernel's
+	// page cache) can be dropped too.
+	OnCorrupt func(d digest.Digest)
 	// OnFetch, if set, is called after each chunk fetched from the source
 	// with its byte count (for metrics and tests).
 	OnFetch func(d digest.Digest, bytes int64)

@@ -15,8 +15,9 @@ var ErrCorruptBlob = errors.New("blob content does not match its digest")
 
 // verify checks a blob that has just become complete in the disk cache,
 // once even if several fills complete it together. On a mismatch the
-// cached chunks are dropped (by the disk cache and from memory) and every
-// later read of the blob fails.
+// cached chunks are dropped (by the disk cache, from memory and, through
+// OnCorrupt, from the kernel's page cache) and every later read of the blob
+// fails.
 func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 	_, _, _ = f.group.Do("verify/"+d.String(), func() (any, error) {
 		err := f.opts.Disk.Verify(f.ctx, d, chunks)
@@ -27,6 +28,9 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 		case errors.As(err, &mm):
 			f.bad.Store(d, fmt.Errorf("%w: %w", ErrCorruptBlob, err))
 			f.cache.RemoveBlob(d)
+			if f.opts.OnCorrupt != nil {
+				f.opts.OnCorrupt(d)
+			}
 			f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
 		case errors.Is(err, cache.ErrIncomplete):
 			f.log.Debug("blob verification skipped: chunks evicted meanwhile", "digest", d)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -158,12 +159,20 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	if err != nil {
 		return usageError{err}
 	}
+	// A blob that fails verification is dropped from the kernel's page
+	// cache too; the root exists only once the fetcher does.
+	var served atomic.Pointer[osfs.Root]
 	lopts := lazy.Options{
 		ChunkSize:    int64(f.chunkSize),
 		MaxRequest:   maxRequest,
 		Parallel:     f.parallel,
 		FetchTimeout: f.readTimeout,
 		Logger:       log,
+		OnCorrupt: func(d digest.Digest) {
+			if r := served.Load(); r != nil {
+				r.InvalidateBlob(d)
+			}
+		},
 	}
 	if disk != nil {
 		lopts.Disk = disk
@@ -177,6 +186,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	root := osfs.NewRoot(tree, func(d digest.Digest, size int64) osfs.BlobReader {
 		return timeoutReader{fetcher.Blob(d, size), f.readTimeout}
 	}, osfs.Options{Logger: log, ReadAhead: int64(f.readAhead)})
+	served.Store(root)
 	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: "osimagefs:" + store.Reference().Context().String()})
 	if err != nil {
 		return err // classified by osfs.Mount: FUSE or the mount point
