@@ -3,7 +3,11 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/osimagefs
 
-.PHONY: all build provision test unit e2e fuzz demo bench vet clean
+.PHONY: all build provision test unit e2e fuzz demo bench vet clean repocheck
+
+# No tracked file over 1 MiB and no build output (part of make test).
+repocheck:
+	scripts/repocheck.sh
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-30s} scripts/fuzz.sh
@@ -27,6 +31,7 @@ vet:
 # in-process registry and toxiproxy would crawl); the daemon it tests is
 # still built with -race (see test/e2e/main_test.go).
 test: provision build vet
+	scripts/repocheck.sh
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /test/e2e$$)
 	$(GO) test -count=1 -timeout 25m ./test/e2e/
 	FUZZTIME=$${FUZZTIME:-5s} scripts/fuzz.sh
