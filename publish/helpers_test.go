@@ -23,12 +23,6 @@ import (
 
 const testTimeout = 60 * time.Second
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // writeRandom writes size random bytes to dir/name and returns the path.
 func writeRandom(t *testing.T, dir, name string, size int) string {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -34,7 +35,7 @@ var openKCMTypes = map[image.Role]string{
 // fields, config, annotations, and that every layer's bytes are the file's.
 func checkManifest(t *testing.T, e env, d digest.Digest, arch, variant string, files Files, cmdline string) {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := fixture.Context(t, testTimeout)
 	m, raw := e.cl.manifest(ctx, d)
 	if m.SchemaVersion != 2 || m.MediaType != image.MediaTypeOCIManifest || m.ArtifactType != image.MediaTypeSeedArtifacts {
 		t.Errorf("manifest %s: schemaVersion %d, mediaType %q, artifactType %q", d, m.SchemaVersion, m.MediaType, m.ArtifactType)
@@ -97,7 +98,7 @@ func checkManifest(t *testing.T, e env, d digest.Digest, arch, variant string, f
 }
 
 func TestPushTwoPlatformsAddToIndex(t *testing.T) {
-	ctx := testContext(t)
+	ctx := fixture.Context(t, testTimeout)
 	e := newEnv(t, "os/multi")
 	filesByArch := map[string]Files{"amd64": sampleFiles(t), "arm64": sampleFiles(t)}
 
@@ -170,7 +171,7 @@ func TestPushTwoPlatformsAddToIndex(t *testing.T) {
 }
 
 func TestPushAgainUploadsNothing(t *testing.T) {
-	ctx := testContext(t)
+	ctx := fixture.Context(t, testTimeout)
 	e := newEnv(t, "os/again")
 	files := sampleFiles(t)
 	o := e.options("v1", "amd64", files)
@@ -240,7 +241,7 @@ func TestPushAgainUploadsNothing(t *testing.T) {
 }
 
 func TestPushReplacesSamePlatform(t *testing.T) {
-	ctx := testContext(t)
+	ctx := fixture.Context(t, testTimeout)
 	e := newEnv(t, "os/replace")
 	push := func(arch, variant string, add bool) *Result {
 		t.Helper()
@@ -281,7 +282,7 @@ func TestPushReplacesSamePlatform(t *testing.T) {
 }
 
 func TestPushIronCoreFormat(t *testing.T) {
-	ctx := testContext(t)
+	ctx := fixture.Context(t, testTimeout)
 	e := newEnv(t, "os/ironcore")
 	files := sampleFiles(t)
 	o := e.options("1", "arm64", files)
@@ -419,7 +420,7 @@ func TestPushUsageErrors(t *testing.T) {
 			e.ct.reset()
 			o := e.options("x", "amd64", files)
 			tc.edit(&o)
-			_, err := Push(testContext(t), o)
+			_, err := Push(fixture.Context(t, testTimeout), o)
 			if err == nil {
 				t.Fatal("Push succeeded")
 			}
@@ -438,7 +439,7 @@ func TestPushRegistryUnreachable(t *testing.T) {
 	e := newEnv(t, "os/down")
 	e.reg.Stop()
 	o := e.options("1", "amd64", Files{Kernel: writeRandom(t, t.TempDir(), "k", 10)})
-	_, err := Push(testContext(t), o)
+	_, err := Push(fixture.Context(t, testTimeout), o)
 	if !errors.Is(err, blobstore.ErrUnreachable) || IsUsage(err) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
@@ -455,7 +456,7 @@ func TestPushRefusesPlainHTTP(t *testing.T) {
 		Architecture: "amd64",
 		Files:        Files{Kernel: writeRandom(t, t.TempDir(), "k", 10)},
 	}
-	_, err := Push(testContext(t), o)
+	_, err := Push(fixture.Context(t, testTimeout), o)
 	if !errors.Is(err, blobstore.ErrPlainHTTP) || IsUsage(err) || !strings.Contains(err.Error(), "--plain-http") {
 		t.Errorf("err = %v, want a refused plain-HTTP request naming --plain-http", err)
 	}
@@ -465,7 +466,7 @@ func TestPushRefusesPlainHTTP(t *testing.T) {
 	}
 
 	o.PlainHTTP = true
-	if _, err := Push(testContext(t), o); err != nil {
+	if _, err := Push(fixture.Context(t, testTimeout), o); err != nil {
 		t.Fatalf("push with PlainHTTP: %v", err)
 	}
 	if all, _, _ := reg.Requests(); all == 0 {
@@ -479,7 +480,7 @@ func TestPushDeniedIsClassified(t *testing.T) {
 	e := newEnv(t, "os/denied")
 	o := e.options("1", "amd64", Files{Kernel: writeRandom(t, t.TempDir(), "k", 10)})
 	o.Transport = denyManifestPut{base: e.ct}
-	_, err := Push(testContext(t), o)
+	_, err := Push(fixture.Context(t, testTimeout), o)
 	if !errors.Is(err, blobstore.ErrUnauthorized) || !strings.Contains(err.Error(), "put manifest") {
 		t.Fatalf("err = %v, want ErrUnauthorized while putting the manifest", err)
 	}
@@ -504,7 +505,7 @@ func (d denyManifestPut) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestAddToSingleManifest: a tag holding a single OS manifest (pushed by
 // another tool) becomes the first entry of the index.
 func TestAddToSingleManifest(t *testing.T) {
-	ctx := testContext(t)
+	ctx := fixture.Context(t, testTimeout)
 	e := newEnv(t, "os/single")
 	// Push amd64 and then point the tag at its manifest alone.
 	o := e.options("t", "amd64", Files{Kernel: writeRandom(t, t.TempDir(), "k", 100)})

@@ -2,7 +2,6 @@ package registrytest
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 const (
@@ -32,19 +32,13 @@ const (
 	latencyToxicMsec = 20
 )
 
-// fixture is an image pushed to a registry: a random 3 MiB disk blob and an
+// pushedImage is an image pushed to a registry: a random 3 MiB disk blob and an
 // OCI manifest referencing it.
-type fixture struct {
+type pushedImage struct {
 	disk           []byte
 	diskDesc       ocispec.Descriptor
 	manifest       []byte
 	manifestDigest string
-}
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // newClient returns a client without connection reuse, so every request
@@ -56,9 +50,9 @@ func newClient() *http.Client {
 	}
 }
 
-func pushFixture(t *testing.T, host string) fixture {
+func pushFixture(t *testing.T, host string) pushedImage {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := fixture.Context(t, testTimeout)
 
 	disk := make([]byte, blobSize)
 	if _, err := rand.Read(disk); err != nil {
@@ -98,13 +92,13 @@ func pushFixture(t *testing.T, host string) fixture {
 	if want := digest.FromBytes(manifest).String(); mdgst != want {
 		t.Fatalf("PutManifest digest = %s, want %s", mdgst, want)
 	}
-	return fixture{disk: disk, diskDesc: diskDesc, manifest: manifest, manifestDigest: mdgst}
+	return pushedImage{disk: disk, diskDesc: diskDesc, manifest: manifest, manifestDigest: mdgst}
 }
 
 // get sends a GET with optional Range and returns status, headers and body.
 func get(t *testing.T, client *http.Client, url, rangeHdr string, hdr ...string) (*http.Response, []byte, error) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(fixture.Context(t, testTimeout), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +179,7 @@ func TestPutManifestErrorCarriesRegistryBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = PutManifest(testContext(t), reg.Host(), testRepo, "broken", ocispec.MediaTypeImageManifest, manifest)
+	_, err = PutManifest(fixture.Context(t, testTimeout), reg.Host(), testRepo, "broken", ocispec.MediaTypeImageManifest, manifest)
 	if err == nil {
 		t.Fatal("PutManifest with missing blobs succeeded")
 	}
@@ -264,7 +258,7 @@ func TestCountingProxyPushThrough(t *testing.T) {
 	reg := Start(t)
 	cnt := NewCountingProxy(t, reg.Host())
 	data := []byte("pushed through the counting proxy")
-	desc, err := PushBlobBytes(testContext(t), cnt.Host(), testRepo, data, "application/octet-stream")
+	desc, err := PushBlobBytes(fixture.Context(t, testTimeout), cnt.Host(), testRepo, data, "application/octet-stream")
 	if err != nil {
 		t.Fatalf("push via proxy: %v", err)
 	}
@@ -401,12 +395,12 @@ func TestParseBlobPath(t *testing.T) {
 }
 
 func TestStartNoTest(t *testing.T) {
-	reg, err := StartNoTest(testContext(t), "")
+	reg, err := StartNoTest(fixture.Context(t, testTimeout), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := reg.Dir()
-	if _, err := PushBlobBytes(testContext(t), reg.Host(), testRepo, []byte("x"), "application/octet-stream"); err != nil {
+	if _, err := PushBlobBytes(fixture.Context(t, testTimeout), reg.Host(), testRepo, []byte("x"), "application/octet-stream"); err != nil {
 		t.Fatal(err)
 	}
 	if err := reg.Close(); err != nil {
@@ -415,7 +409,7 @@ func TestStartNoTest(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("temporary storage %s not removed: %v", dir, err)
 	}
-	if err := reg.RestartNoTest(testContext(t)); err == nil {
+	if err := reg.RestartNoTest(fixture.Context(t, testTimeout)); err == nil {
 		t.Error("RestartNoTest after Close succeeded")
 	}
 }
