@@ -14,8 +14,10 @@ fuzz:
 
 all: build
 
+# -buildvcs=auto stamps the commit into the binary (osimagefs version) even
+# where GOFLAGS turns stamping off.
 build:
-	$(GO) build -o $(BIN) ./cmd/osimagefs
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/osimagefs
 
 # Installs the Debian packages and the cloud kernel the tests and demo use
 # (idempotent, quick when everything is present).
