@@ -45,6 +45,12 @@ func (e *ShortBlobError) Is(target error) bool { return target == ErrShortBlob }
 // (status, Content-Range, Content-Length) are checked before any part is
 // filled, so a part is only ever done with the bytes of the range asked for.
 //
+// A server that ignores Range answers with the whole blob (200). From
+// byte 0 that is the range and its start is used; past byte 0 ReadParts
+// fails with ErrRangeIgnored instead of streaming up to the range, and for
+// a while (rangeIgnoredFor) it fails so at once, without a request (read
+// such a blob with StreamBlob).
+//
 // Parts are handed over as they arrive when the answer has a
 // Content-Length (the transport then never reads past it). An answer
 // without one (chunked) could carry more than the range, which makes all of
@@ -64,6 +70,11 @@ func (e *ShortBlobError) Is(target error) bool { return target == ErrShortBlob }
 func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) (err error) {
 	if off < 0 {
 		return fmt.Errorf("read %s at %d: negative offset", d, off)
+	}
+	if off > 0 {
+		if err := s.noRange.ignored(s.repo.RegistryStr(), time.Now()); err != nil {
+			return fmt.Errorf("read %s at %d: %w", d, off, err)
+		}
 	}
 	var total int64
 	for _, p := range parts {
@@ -96,6 +107,9 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		last := nextOff + left - 1
 		rng := fmt.Sprintf("bytes=%d-%d", nextOff, last)
 		return s.fetch(ctx, s.blobURL(d), http.Header{"Range": {rng}}, func(resp *http.Response, body io.Reader) error {
+			if resp.StatusCode == http.StatusOK && nextOff > 0 {
+				return s.rangeIgnored(resp)
+			}
 			body, avail, err := checkRangeAnswer(resp, body, nextOff, last, rng)
 			if err != nil {
 				return err
@@ -138,9 +152,10 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 }
 
 // checkRangeAnswer checks the status and headers of the answer to a GET
-// for bytes first..last and returns the body positioned at first and
-// limited to the range, and how many bytes it holds. A blob that ends
-// inside the range is a *ShortBlobError.
+// for bytes first..last and returns the body limited to the range, and how
+// many bytes it holds. A blob that ends inside the range is a
+// *ShortBlobError. A whole-blob answer (200) is taken as the range: the
+// caller makes sure first is 0.
 func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rng string) (io.Reader, int64, error) {
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		total := int64(-1)
@@ -156,12 +171,9 @@ func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rn
 	}
 	want := last - first + 1
 	if resp.StatusCode == http.StatusOK {
-		// The server ignored Range: skip to first, streaming, never buffering.
+		// The server ignored Range: the blob from byte 0, the range first.
 		if resp.ContentLength >= 0 && resp.ContentLength <= last {
 			return nil, 0, &ShortBlobError{Range: rng, Total: resp.ContentLength}
-		}
-		if _, err := io.CopyN(io.Discard, body, first); err != nil {
-			return nil, 0, fmt.Errorf("skip to %d of a whole-blob answer: %w", first, unexpectedEOF(err))
 		}
 		return io.LimitReader(body, want), want, nil
 	}

@@ -3,121 +3,13 @@ package blobstore
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/osimagefs/osimagefs/cache"
 	"github.com/osimagefs/osimagefs/lazy"
 	"github.com/osimagefs/osimagefs/test/faulty"
-	"github.com/osimagefs/osimagefs/test/fixture"
-	"github.com/osimagefs/osimagefs/test/registrytest"
 )
-
-// TestFaultRangeIgnored: a server that ignores Range and answers 200 with
-// the whole blob gives the right bytes, and ErrShortBlob beyond the blob's
-// end.
-func TestFaultRangeIgnored(t *testing.T) {
-	t.Parallel()
-	e := newFaultEnv(t, 2<<20+99, Options{})
-	e.front.Inject(0, faulty.IgnoreRange())
-	size := int64(len(e.data))
-	for _, r := range [][2]int64{{0, 1}, {0, 4096}, {1<<20 + 3, 70_000}, {size - 1, 1}, {size - 100, 100}} {
-		if _, err := e.read(t, e.store, r[0], int(r[1]), 10*time.Second); err != nil {
-			t.Fatalf("read %d at %d: %v", r[1], r[0], err)
-		}
-	}
-	for _, r := range [][2]int64{{size - 100, 4096}, {size, 10}, {size + 5000, 10}} {
-		if _, err := e.read(t, e.store, r[0], int(r[1]), 10*time.Second); !errors.Is(err, ErrShortBlob) {
-			t.Fatalf("read %d at %d of a %d-byte blob: %v, want ErrShortBlob", r[1], r[0], size, err)
-		}
-	}
-	for _, g := range e.front.BlobGets() {
-		if g.Status != 200 {
-			t.Fatalf("a GET got %d, want the whole blob (200)", g.Status)
-		}
-	}
-}
-
-// TestFaultRangeIgnoredMemory reads 4 KiB far into a 256 MiB blob from a
-// server that ignores Range, and checks that the answer is streamed past,
-// not buffered: the heap stays small while 256 MiB flow by.
-func TestFaultRangeIgnoredMemory(t *testing.T) {
-	fixture.SkipInShort(t, "pushes a 256 MiB blob")
-	const size = 256 << 20
-	path := filepath.Join(t.TempDir(), "big")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rand.NewChaCha8([32]byte{1, 2, 3})
-	if _, err := io.CopyN(f, r, size); err != nil {
-		t.Fatal(err)
-	}
-	reg := registrytest.Start(t)
-	desc, err := registrytest.PushBlobFile(context.Background(), reg.Host(), faultRepo, path, "application/octet-stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := faulty.New(t, reg.Host())
-	front.Inject(0, faulty.IgnoreRange())
-	s, err := Open(context.Background(), front.Host()+"/"+faultRepo+":any", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	for _, off := range []int64{size - 8192 - 12345, size - 4096} {
-		want := make([]byte, 4096)
-		if _, err := f.ReadAt(want, off); err != nil {
-			t.Fatal(err)
-		}
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		base := ms.HeapAlloc
-		var peak atomic.Uint64
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			var m runtime.MemStats
-			for {
-				runtime.ReadMemStats(&m)
-				if m.HeapAlloc > peak.Load() {
-					peak.Store(m.HeapAlloc)
-				}
-				select {
-				case <-stop:
-					return
-				case <-time.After(2 * time.Millisecond):
-				}
-			}
-		})
-		p := make([]byte, 4096)
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		err := readRange(ctx, s, desc.Digest, p, off)
-		cancel()
-		took := time.Since(start)
-		close(stop)
-		wg.Wait()
-		if err != nil || !bytes.Equal(p, want) {
-			t.Fatalf("read at %d: err %v, bytes right: %v", off, err, bytes.Equal(p, want))
-		}
-		growth := int64(peak.Load()) - int64(base)
-		t.Logf("4 KiB at %d of a 256 MiB whole-blob answer: %s, heap grew by at most %.1f MiB", off, took.Round(time.Millisecond), float64(growth)/(1<<20))
-		if growth > 32<<20 {
-			t.Fatalf("heap grew by %d MiB while streaming past a whole-blob answer", growth>>20)
-		}
-	}
-	f.Close()
-}
 
 // TestFaultWrongAnswersNeverCached sends wrong answers (misplaced,
 // mislabelled, short, long) through the whole read path, lazy's chunk
