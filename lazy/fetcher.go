@@ -94,6 +94,7 @@ type Fetcher struct {
 	closed  bool
 	bad     sync.Map     // digest.Digest -> error: blobs that failed verification
 	active  atomic.Int64 // reads waiting for fetches, for low-priority prefetch
+	streams streams      // whole-blob streams, for servers that ignore Range
 }
 
 // NewFetcher makes a Fetcher reading from src through c. A src that is
@@ -250,6 +251,10 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight) 
 	})
 	if short := shortBlob(nil); errors.As(err, &short) {
 		err = fmt.Errorf("%w (its descriptor says %d bytes): %w", ErrBlobSize, size, err)
+	}
+	if ri := rangeIgnored(nil); errors.As(err, &ri) && ri.RangeIgnored() {
+		f.streamRun(d, size, first+int64(landed), fls[landed:], err)
+		return
 	}
 	if err != nil {
 		fail(fmt.Errorf("fetch %s: %w", what, err))
