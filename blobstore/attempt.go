@@ -30,7 +30,7 @@ const maxRedirectRefusals = 3
 const minStallTimeout = 250 * time.Millisecond
 
 // quickStallTimeout is the stall timeout of the single attempt a recently
-// failed range gets (see ReadAt).
+// failed range gets (see ReadParts).
 const quickStallTimeout = 500 * time.Millisecond
 
 // quickAttemptKey marks a context whose attempts use quickStallTimeout.

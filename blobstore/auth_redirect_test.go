@@ -35,7 +35,7 @@ func TestFaultTokenExpiry(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 2))
 		for range 40 {
 			off := r.Int64N(int64(len(e.data)))
-			if _, err := e.read(t, s, off, 1+r.IntN(256<<10), 10*time.Second); err != nil {
+			if _, err := e.read(t, s, off, e.upToEnd(off, 1+r.IntN(256<<10)), 10*time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -69,7 +69,7 @@ func TestFaultTokenExpiry(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(w), 3))
 				for range 40 {
 					off := r.Int64N(int64(len(e.data)))
-					if _, err := e.read(t, s, off, 1+r.IntN(256<<10), 10*time.Second); err != nil {
+					if _, err := e.read(t, s, off, e.upToEnd(off, 1+r.IntN(256<<10)), 10*time.Second); err != nil {
 						t.Errorf("read at %d: %v", off, err)
 						return
 					}

@@ -45,23 +45,37 @@ func (e *ShortBlobError) Is(target error) bool { return target == ErrShortBlob }
 // (status, Content-Range, Content-Length) are checked before any part is
 // filled, so a part is only ever done with the bytes of the range asked for.
 //
-// It returns nil when every part is done, or the error that stopped it
-// (ErrShortBlob when the blob ends inside the range). done is called from
-// the caller's goroutine; parts already done stay done on error.
-func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
-	_, err := s.readParts(ctx, d, parts, off, done, false)
-	return err
-}
-
-// readParts is ReadParts. With allowShort, a blob that ends inside the
-// range is not an error: the parts are filled up to its end (the last one
-// partly, and reported done) and got says how many bytes that was.
+// A server that ignores Range answers with the whole blob (200). From
+// byte 0 that is the range and its start is used; past byte 0 ReadParts
+// fails with ErrRangeIgnored instead of streaming up to the range, and for
+// a while (rangeIgnoredFor) it fails so at once, without a request (read
+// such a blob with StreamBlob).
 //
 // Parts are handed over as they arrive when the answer has a
 // Content-Length (the transport then never reads past it). An answer
 // without one (chunked) could carry more than the range, which makes all of
 // it suspect: its parts are handed over only once its end is checked.
-func (s *Store) readParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int), allowShort bool) (got int64, err error) {
+//
+// Each attempt is abandoned (and retried) when nothing arrives for its
+// stall timeout (see Options.StallTimeout). A read that failed at its
+// deadline is remembered for a moment: a read of any of its bytes within
+// recentFailure gets one quick attempt. (After a failed read-ahead the
+// kernel at once reads the first page again by itself, which would
+// otherwise make the reader wait for a second deadline.)
+//
+// It returns nil when every part is done, or the error that stopped it
+// (ErrShortBlob when the blob ends inside the range). done is called from
+// the caller's goroutine; parts already done stay done on error.
+// ReadParts is safe for concurrent use. Cancel ctx to abandon the read.
+func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) (err error) {
+	if off < 0 {
+		return fmt.Errorf("read %s at %d: negative offset", d, off)
+	}
+	if off > 0 {
+		if err := s.noRange.ignored(s.repo.RegistryStr(), time.Now()); err != nil {
+			return fmt.Errorf("read %s at %d: %w", d, off, err)
+		}
+	}
 	var total int64
 	for _, p := range parts {
 		total += int64(len(p))
@@ -70,7 +84,7 @@ func (s *Store) readParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		for i := range parts {
 			done(i)
 		}
-		return 0, nil
+		return nil
 	}
 	next := 0                         // first part not done
 	nextOff := off                    // its offset
@@ -93,7 +107,10 @@ func (s *Store) readParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		last := nextOff + left - 1
 		rng := fmt.Sprintf("bytes=%d-%d", nextOff, last)
 		return s.fetch(ctx, s.blobURL(d), http.Header{"Range": {rng}}, func(resp *http.Response, body io.Reader) error {
-			body, avail, err := checkRangeAnswer(resp, body, nextOff, last, rng, allowShort)
+			if resp.StatusCode == http.StatusOK && nextOff > 0 {
+				return s.rangeIgnored(resp)
+			}
+			body, avail, err := checkRangeAnswer(resp, body, nextOff, last, rng)
 			if err != nil {
 				return err
 			}
@@ -102,7 +119,6 @@ func (s *Store) readParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 			hand := func(upTo int) {
 				for ; next < upTo; next++ {
 					done(next)
-					got += lens[next]
 					nextOff += lens[next]
 				}
 			}
@@ -132,15 +148,15 @@ func (s *Store) readParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 	case errors.Is(err, context.DeadlineExceeded):
 		s.failed.remember(d, off, int(total))
 	}
-	return got, err
+	return err
 }
 
 // checkRangeAnswer checks the status and headers of the answer to a GET
-// for bytes first..last and returns the body positioned at first and
-// limited to the range, and how many bytes it holds. A blob that ends
-// inside the range is a *ShortBlobError, unless allowShort: then the body
-// holds the bytes up to the blob's end.
-func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rng string, allowShort bool) (io.Reader, int64, error) {
+// for bytes first..last and returns the body limited to the range, and how
+// many bytes it holds. A blob that ends inside the range is a
+// *ShortBlobError. A whole-blob answer (200) is taken as the range: the
+// caller makes sure first is 0.
+func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rng string) (io.Reader, int64, error) {
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		total := int64(-1)
 		if _, t, ok := strings.Cut(resp.Header.Get("Content-Range"), "/"); ok {
@@ -155,15 +171,9 @@ func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rn
 	}
 	want := last - first + 1
 	if resp.StatusCode == http.StatusOK {
-		// The server ignored Range: skip to first, streaming, never buffering.
+		// The server ignored Range: the blob from byte 0, the range first.
 		if resp.ContentLength >= 0 && resp.ContentLength <= last {
-			if !allowShort || resp.ContentLength <= first {
-				return nil, 0, &ShortBlobError{Range: rng, Total: resp.ContentLength}
-			}
-			want = resp.ContentLength - first
-		}
-		if _, err := io.CopyN(io.Discard, body, first); err != nil {
-			return nil, 0, fmt.Errorf("skip to %d of a whole-blob answer: %w", first, unexpectedEOF(err))
+			return nil, 0, &ShortBlobError{Range: rng, Total: resp.ContentLength}
 		}
 		return io.LimitReader(body, want), want, nil
 	}
@@ -172,10 +182,7 @@ func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rn
 		return nil, 0, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
 	if f == first && total >= 0 && l == total-1 && l < last {
-		if !allowShort {
-			return nil, 0, &ShortBlobError{Range: rng, Total: total}
-		}
-		last, want = l, l-first+1
+		return nil, 0, &ShortBlobError{Range: rng, Total: total}
 	}
 	if f != first || l != last {
 		return nil, 0, fmt.Errorf("%w: asked %s, got Content-Range %q", ErrBadResponse, rng, resp.Header.Get("Content-Range"))
@@ -184,4 +191,13 @@ func checkRangeAnswer(resp *http.Response, body io.Reader, first, last int64, rn
 		return nil, 0, fmt.Errorf("%w: asked %s (%d bytes), Content-Length is %d", ErrBadResponse, rng, want, resp.ContentLength)
 	}
 	return body, want, nil
+}
+
+// unexpectedEOF turns a clean EOF in the middle of a body into
+// io.ErrUnexpectedEOF, which is retried.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

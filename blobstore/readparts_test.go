@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/osimagefs/osimagefs/test/faulty"
+	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
 // splitParts cuts n bytes into parts of size each (the last may be shorter).
@@ -91,5 +94,78 @@ func TestReadPartsShortBlob(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("took %s: a short blob was retried", took)
+	}
+}
+
+// TestReadPartsRealRegistry reads ranges of a blob from a real Distribution
+// registry, through a counting proxy that sees every byte: exactly the range
+// crosses the wire, and a range beyond the blob's end is an ErrShortBlob.
+func TestReadPartsRealRegistry(t *testing.T) {
+	reg := registrytest.Start(t)
+	data := randomBlob(3<<20 + 77)
+	desc, err := registrytest.PushBlobBytes(context.Background(), reg.Host(), "os/blob", data, "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := registrytest.NewCountingProxy(t, reg.Host())
+	s, err := Open(context.Background(), counter.Host()+"/os/blob:any", Options{PlainHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(data))
+	tests := []struct {
+		name  string
+		off   int64
+		n     int
+		short bool // the range ends beyond the blob
+	}{
+		{"start", 0, 4096, false},
+		{"middle", size / 2, 1000, false},
+		{"last byte", size - 1, 1, false},
+		{"up to the end", size - 100, 100, false},
+		{"crossing the end", size - 100, 4096, true},
+		{"at the end", size, 10, true},
+		{"past the end", size + 4096, 10, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			counter.Reset()
+			p := make([]byte, tc.n)
+			err := readRange(context.Background(), s, desc.Digest, p, tc.off)
+			if tc.short {
+				if !errors.Is(err, ErrShortBlob) {
+					t.Fatalf("err = %v, want ErrShortBlob", err)
+				}
+				// A short answer's bytes are not used: none or a few cross.
+				if got := counter.BlobBytes(); got > 200 {
+					t.Fatalf("%d bytes crossed the wire for a range beyond the end", got)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(p, data[tc.off:tc.off+int64(tc.n)]) {
+					t.Fatal("wrong bytes")
+				}
+				if got := counter.BlobBytes(); got != int64(tc.n) {
+					t.Fatalf("%d bytes crossed the wire for a %d-byte read", got, tc.n)
+				}
+			}
+			if rs := counter.Ranges(desc.Digest.String()); len(rs) != 1 {
+				t.Fatalf("ranges sent: %q, want exactly one", rs)
+			}
+		})
+	}
+}
+
+func TestReadPartsMissingBlob(t *testing.T) {
+	reg := registrytest.Start(t)
+	s, err := Open(context.Background(), reg.Host()+"/os/blob:any", Options{PlainHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = readRange(context.Background(), s, digest.FromString("absent"), make([]byte, 10), 0)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
 }

@@ -22,6 +22,8 @@ type Store struct {
 	log    *slog.Logger
 	opts   Options
 	failed failedRanges
+	// noRange remembers that the registry ignores Range.
+	noRange noRangeHosts
 }
 
 // Open parses reference, finds credentials for its registry and

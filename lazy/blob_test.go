@@ -43,6 +43,14 @@ func (m *memSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]by
 	return serveParts(m.data, parts, off, done, &m.bytes)
 }
 
+// StreamBlob serves the whole blob; the tests of servers that ignore Range
+// have their own source (noRangeSource).
+func (m *memSource) StreamBlob(ctx context.Context, d digest.Digest, fn func(body io.Reader, size int64) error) error {
+	m.requests.Add(1)
+	m.bytes.Add(int64(len(m.data)))
+	return fn(bytes.NewReader(m.data), int64(len(m.data)))
+}
+
 // serveParts fills parts from data at off, as blobstore.Store.ReadParts
 // does: a part is done only when whole, and a blob that ends inside the
 // range is a shortBlobError.
@@ -65,14 +73,14 @@ type shortBlobError int64
 func (e shortBlobError) Error() string   { return fmt.Sprintf("blob ends at %d", int64(e)) }
 func (e shortBlobError) BlobSize() int64 { return int64(e) }
 
-func newTestFetcher(t testing.TB, src PartReader, chunkSize int64) *Fetcher {
+func newTestFetcher(t testing.TB, src Source, chunkSize int64) *Fetcher {
 	t.Helper()
 	return fetcherWith(t, src, Options{ChunkSize: chunkSize})
 }
 
 // fetcherWith makes a Fetcher over a fresh memory cache, closed at the end
 // of the test.
-func fetcherWith(t testing.TB, src PartReader, opts Options) *Fetcher {
+func fetcherWith(t testing.TB, src Source, opts Options) *Fetcher {
 	t.Helper()
 	mem, err := cache.NewMemory(64<<20, opts.ChunkSize)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,6 +46,10 @@ func (s *gateSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]b
 	}
 	var sent atomic.Int64
 	return serveParts(s.blobs[d], parts, off, done, &sent)
+}
+
+func (s *gateSource) StreamBlob(ctx context.Context, d digest.Digest, fn func(body io.Reader, size int64) error) error {
+	return errors.New("gateSource serves ranges only")
 }
 
 // TestDemandReadWhilePrefetchHoldsSlots: prefetch runs that never end hold

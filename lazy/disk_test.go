@@ -19,7 +19,7 @@ import (
 
 // diskFetcher makes a Fetcher with a fresh memory cache over disk, closed
 // at the end of the test.
-func diskFetcher(t *testing.T, src PartReader, disk *cache.Disk, chunkSize int64) *Fetcher {
+func diskFetcher(t *testing.T, src Source, disk *cache.Disk, chunkSize int64) *Fetcher {
 	t.Helper()
 	mem, err := cache.NewMemory(64<<20, chunkSize)
 	if err != nil {
@@ -182,6 +182,10 @@ func (s *flipSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]b
 		off += int64(len(parts[i]))
 		done(i)
 	}, &sent)
+}
+
+func (s *flipSource) StreamBlob(ctx context.Context, d digest.Digest, fn func(body io.Reader, size int64) error) error {
+	return errors.New("flipSource serves ranges only")
 }
 
 // TestDiskCorruptBlobFailsAfterCompletion: a source serves a wrong byte.

@@ -18,6 +18,12 @@ import (
 // ErrBlobSize: a blob is shorter than its descriptor says.
 var ErrBlobSize = errors.New("blob is shorter than its descriptor")
 
+// Source is where a Fetcher reads blobs from; blobstore.Store is one.
+type Source interface {
+	PartReader
+	BlobStreamer
+}
+
 // PartReader reads one byte range of a blob as consecutive parts, handing
 // over each part as soon as it has arrived; blobstore.Store is one. A run of
 // chunks is then served to its readers as it streams in.
@@ -76,7 +82,7 @@ type Options struct {
 // Fetcher turns blobs into chunked, cached, lazily fetched readers. It is
 // safe for concurrent use; Close cancels the fetches in flight.
 type Fetcher struct {
-	src   PartReader
+	src   Source
 	cache Cache
 	opts  Options
 	log   *slog.Logger
@@ -89,10 +95,11 @@ type Fetcher struct {
 	diskq   *diskQueue         // chunks waiting for the disk cache; nil without one
 	bad     sync.Map           // digest.Digest -> error: blobs that failed verification
 	active  atomic.Int64       // reads waiting for fetches, for low-priority prefetch
+	streams streams            // whole-blob streams, for servers that ignore Range
 }
 
 // NewFetcher makes a Fetcher reading from src through c.
-func NewFetcher(src PartReader, c Cache, opts Options) (*Fetcher, error) {
+func NewFetcher(src Source, c Cache, opts Options) (*Fetcher, error) {
 	if opts.ChunkSize == 0 {
 		opts.ChunkSize = 1 << 20
 	}
@@ -256,6 +263,10 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 	})
 	if short := shortBlob(nil); errors.As(err, &short) {
 		err = fmt.Errorf("%w (its descriptor says %d bytes): %w", ErrBlobSize, size, err)
+	}
+	if ri := rangeIgnored(nil); errors.As(err, &ri) && ri.RangeIgnored() {
+		f.streamRun(d, size, first+int64(landed), fls[landed:], err)
+		return
 	}
 	if err != nil {
 		fail(fmt.Errorf("fetch %s: %w", what, err))

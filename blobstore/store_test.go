@@ -1,0 +1,33 @@
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/osimagefs/osimagefs/test/registrytest"
+)
+
+func randomBlob(n int) []byte {
+	r := rand.New(rand.NewPCG(7, 9))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// TestOpenUnreachable: a registry that is down is ErrUnreachable, whether
+// plain HTTP is allowed or only HTTPS was tried.
+func TestOpenUnreachable(t *testing.T) {
+	reg := registrytest.Start(t)
+	host := reg.Host()
+	reg.Stop()
+	for _, plainHTTP := range []bool{true, false} {
+		_, err := Open(context.Background(), host+"/os/blob:any", Options{PlainHTTP: plainHTTP})
+		if !errors.Is(err, ErrUnreachable) {
+			t.Errorf("PlainHTTP %v: err = %v, want ErrUnreachable", plainHTTP, err)
+		}
+	}
+}

@@ -1,0 +1,338 @@
+package lazy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/osimagefs/osimagefs/cache"
+)
+
+// A server that ignores Range answers every range request with the whole
+// blob from byte 0, so a chunk far into a blob costs a stream of the blob
+// up to it. The source then fails such reads with an error that says so
+// (rangeIgnored), and their flights are handed to the blob's one stream:
+// a pass over the blob from byte 0 that lands every chunk passing by in
+// the caches, and in the flights waiting for it, and stops once no waiting
+// flight lies ahead. A flight whose chunk the stream has passed waits for
+// the next stream, which starts when the current one ends. Memory: one
+// chunk buffer beyond what the caches keep.
+//
+// Lock order: streams.mu, then the caches' and flights' own locks.
+
+// rangeIgnored is a source's error for a server that ignores Range
+// (blobstore.RangeIgnoredError).
+type rangeIgnored interface{ RangeIgnored() bool }
+
+// BlobStreamer reads a whole blob from its first byte; blobstore.Store is
+// one. fn gets the body and the size the server declared (-1 if unknown); when
+// fn fails in a way a retry may cure, it is called again with a new body
+// from byte 0.
+type BlobStreamer interface {
+	StreamBlob(ctx context.Context, d digest.Digest, fn func(body io.Reader, size int64) error) error
+}
+
+// streams is the table of whole-blob streams, one per blob at most.
+type streams struct {
+	mu sync.Mutex // guards m and every stream's fields marked so
+	m  map[digest.Digest]*stream
+}
+
+// stream is one pass over a blob from byte 0.
+type stream struct {
+	d    digest.Digest
+	size int64
+	why  error // the error that sent the first flight here, for messages
+
+	ctx    context.Context // cancelled by Close, or when every waiter's deadline has passed
+	cancel context.CancelCauseFunc
+	timer  *time.Timer // cancels ctx at deadline
+
+	// Guarded by streams.mu.
+	at       int64            // chunks before it have passed (written by the stream's goroutine only)
+	stopped  bool             // it takes no more waiters
+	deadline time.Time        // the latest deadline of its waiters
+	waiting  map[int64]waiter // the flights it lands, by chunk, all at or past at
+	next     map[int64]waiter // the flights of chunks it has passed, for the next stream
+}
+
+// waiter is a flight waiting for a stream, until its deadline.
+type waiter struct {
+	fl       *flight
+	deadline time.Time
+}
+
+// errStreamDeadline: the stream did not reach a chunk within FetchTimeout
+// of the chunk's flight joining it.
+var errStreamDeadline = fmt.Errorf("the stream did not reach it in time: %w", context.DeadlineExceeded)
+
+// streamRun hands the flights of chunks first... of blob d (size bytes),
+// whose range read failed with why (a rangeIgnored error), to the blob's
+// stream, starting one if none is running.
+func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, why error) {
+	type hit struct {
+		k  cache.Key
+		fl *flight
+		b  []byte
+	}
+	var hits []hit
+	deadline := time.Now().Add(f.opts.FetchTimeout)
+	f.streams.mu.Lock()
+	s := f.streams.m[d]
+	start := s == nil
+	if start {
+		s = f.newStreamLocked(d, size, why, nil)
+	}
+	for j, fl := range fls {
+		i := first + int64(j)
+		w := waiter{fl: fl, deadline: deadline}
+		switch {
+		case !s.stopped && s.ctx.Err() == nil && i >= s.at:
+			s.waiting[i] = w
+			s.extendLocked(deadline)
+		default:
+			// Passed: it was put in memory before it passed, unless
+			// evicted since.
+			k := cache.Key{Digest: d, Index: i}
+			if b, ok := f.cache.Get(k); ok {
+				hits = append(hits, hit{k, fl, b})
+			} else {
+				s.next[i] = w
+			}
+		}
+	}
+	f.streams.mu.Unlock()
+	for _, h := range hits {
+		f.flights.land(h.k, h.fl, h.b, nil)
+	}
+	if start {
+		go f.runStream(s)
+	}
+}
+
+// newStreamLocked registers a new stream of blob d, waited for by
+// waiting (which may be nil). The caller starts it with runStream.
+func (f *Fetcher) newStreamLocked(d digest.Digest, size int64, why error, waiting map[int64]waiter) *stream {
+	if f.streams.m == nil {
+		f.streams.m = map[digest.Digest]*stream{}
+	}
+	if waiting == nil {
+		waiting = map[int64]waiter{}
+	}
+	ctx, cancel := context.WithCancelCause(f.ctx)
+	s := &stream{d: d, size: size, why: why, ctx: ctx, cancel: cancel, waiting: waiting, next: map[int64]waiter{}}
+	// Until its first waiter's deadline (the caller adds it), or its
+	// waiters' latest one.
+	s.deadline = time.Now().Add(f.opts.FetchTimeout)
+	if len(waiting) > 0 {
+		s.deadline = time.Time{}
+		for _, w := range waiting {
+			s.deadline = later(s.deadline, w.deadline)
+		}
+	}
+	s.timer = time.AfterFunc(time.Until(s.deadline), func() { cancel(errStreamDeadline) })
+	f.streams.m[d] = s
+	return s
+}
+
+// extendLocked makes the stream run until deadline at least.
+func (s *stream) extendLocked(deadline time.Time) {
+	if deadline.After(s.deadline) {
+		s.deadline = deadline
+		s.timer.Reset(time.Until(deadline))
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// runStream runs stream s, and the streams of its blob that follow it.
+func (f *Fetcher) runStream(s *stream) {
+	for s != nil {
+		s = f.endStream(s, f.passBlob(s))
+	}
+}
+
+// endStream ends stream s, which stopped with err: it fails the flights
+// left waiting for it and returns the next stream of its blob, if flights
+// wait for one.
+func (f *Fetcher) endStream(s *stream, err error) *stream {
+	if cause := context.Cause(s.ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+		err = fmt.Errorf("%w: %w", cause, err)
+	}
+	s.timer.Stop()
+	s.cancel(nil)
+	f.log.Debug("whole-blob stream ended", "digest", s.d, "chunks passed", s.at, "err", err)
+	if err == nil {
+		err = errors.New("it ended before the chunk")
+	}
+	err = fmt.Errorf("stream %s from byte 0 (%v): %w", s.d, s.why, err)
+	f.streams.mu.Lock()
+	s.stopped = true
+	left := s.waiting
+	s.waiting = nil
+	var next *stream
+	if len(s.next) > 0 {
+		next = f.newStreamLocked(s.d, s.size, s.why, s.next)
+	} else {
+		delete(f.streams.m, s.d)
+	}
+	f.streams.mu.Unlock()
+	for i, w := range left {
+		k := cache.Key{Digest: s.d, Index: i}
+		f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s: %w", k, err))
+	}
+	return next
+}
+
+// passBlob reads s's blob from byte 0 through the chunks waited for,
+// landing each chunk that passes.
+func (f *Fetcher) passBlob(s *stream) error {
+	release, err := f.slots.acquire(s.ctx, true, nil) // readers wait for it
+	if err != nil {
+		return fmt.Errorf("wait for a request slot: %w", context.Cause(s.ctx))
+	}
+	defer release()
+	// Chunks waited for may have landed in a cache meanwhile (the next
+	// stream's flights waited for the previous one, which put them there).
+	if !f.landCached(s) {
+		return nil
+	}
+	var buf []byte
+	return f.src.StreamBlob(s.ctx, s.d, func(body io.Reader, declared int64) error {
+		if declared >= 0 && declared != s.size {
+			if declared < s.size {
+				return fmt.Errorf("%w: it is %d bytes, its descriptor says %d", ErrBlobSize, declared, s.size)
+			}
+			return fmt.Errorf("the blob is %d bytes, its descriptor says %d", declared, s.size)
+		}
+		for i := int64(0); i < numChunks(s.size, f.opts.ChunkSize); i++ {
+			_, n := chunkRange(i, s.size, f.opts.ChunkSize)
+			if !f.streamWants(s) {
+				return nil // nobody waits ahead: close the body
+			}
+			if i < s.at { // passed before a retry started again from byte 0
+				if _, err := io.CopyN(io.Discard, body, n); err != nil {
+					return fmt.Errorf("skip chunk %d: %w", i, unexpectedEOF(err))
+				}
+				continue
+			}
+			if int64(len(buf)) != n {
+				buf = make([]byte, n)
+			}
+			if _, err := io.ReadFull(body, buf); err != nil {
+				return fmt.Errorf("read chunk %d: %w", i, unexpectedEOF(err))
+			}
+			if f.pass(s, i, buf) {
+				buf = nil // it belongs to the caches now
+			}
+		}
+		return nil
+	})
+}
+
+// unexpectedEOF: the body ended before the blob did.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// landCached lands the flights waiting for s whose chunks are cached and
+// reports whether any flight still waits.
+func (f *Fetcher) landCached(s *stream) bool {
+	f.streams.mu.Lock()
+	idx := make([]int64, 0, len(s.waiting))
+	for i := range s.waiting {
+		idx = append(idx, i)
+	}
+	f.streams.mu.Unlock()
+	for _, i := range idx {
+		k := cache.Key{Digest: s.d, Index: i}
+		b, ok := f.cached(k, s.size)
+		if !ok {
+			continue
+		}
+		f.streams.mu.Lock()
+		w, mine := s.waiting[i]
+		delete(s.waiting, i)
+		f.streams.mu.Unlock()
+		if mine {
+			f.flights.land(k, w.fl, b, nil)
+		}
+	}
+	return f.streamWants(s)
+}
+
+// streamWants fails the flights waiting for s past their deadline and
+// reports whether any flight still waits; if none does, s stops taking
+// waiters (later ones wait for the next stream).
+func (f *Fetcher) streamWants(s *stream) bool {
+	now := time.Now()
+	var expired map[int64]waiter
+	f.streams.mu.Lock()
+	for i, w := range s.waiting {
+		if now.After(w.deadline) {
+			if expired == nil {
+				expired = map[int64]waiter{}
+			}
+			expired[i] = w
+			delete(s.waiting, i)
+		}
+	}
+	wants := len(s.waiting) > 0
+	if !wants {
+		s.stopped = true
+	}
+	f.streams.mu.Unlock()
+	for i, w := range expired {
+		k := cache.Key{Digest: s.d, Index: i}
+		f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s: stream %s from byte 0 (%v): %w", k, s.d, s.why, errStreamDeadline))
+	}
+	return wants
+}
+
+// pass lands chunk i of s's blob, just read into b: in the caches unless
+// it is there, and in its waiting flight. It reports whether b now belongs
+// to the caches or a flight.
+func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
+	k := cache.Key{Digest: s.d, Index: i}
+	// Into memory before it counts as passed: a flight that joins after
+	// that finds it there.
+	kept := false
+	if !f.isCached(k) {
+		f.store(k, s.size, b)
+		kept = true
+		if f.opts.OnFetch != nil {
+			f.opts.OnFetch(s.d, int64(len(b)))
+		}
+	}
+	f.streams.mu.Lock()
+	w, mine := s.waiting[i]
+	delete(s.waiting, i)
+	s.at = i + 1
+	f.streams.mu.Unlock()
+	if mine {
+		f.flights.land(k, w.fl, b, nil)
+		kept = true
+	}
+	return kept
+}
+
+// isCached reports whether chunk k is in memory or on disk.
+func (f *Fetcher) isCached(k cache.Key) bool {
+	if _, ok := f.cache.Get(k); ok {
+		return true
+	}
+	return f.opts.Disk != nil && f.opts.Disk.Has(k)
+}

@@ -1,0 +1,310 @@
+package lazy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/osimagefs/osimagefs/cache"
+)
+
+// errIgnoresRange is noRangeSource's answer past byte 0, recognised as
+// blobstore.RangeIgnoredError is.
+type errIgnoresRange struct{}
+
+func (errIgnoresRange) Error() string      { return "server ignores Range" }
+func (errIgnoresRange) RangeIgnored() bool { return true }
+
+// noRangeSource is a server that ignores Range: a read from byte 0 gets
+// the blob's start, a read past it fails at once (as blobstore does once
+// it knows the host), and StreamBlob sends the blob from byte 0, counting
+// the bytes sent.
+type noRangeSource struct {
+	data    []byte
+	sent    atomic.Int64 // body bytes read by the streams
+	streams atomic.Int64 // StreamBlob calls
+	// hold, if set, is closed to let the streams send their bodies.
+	hold chan struct{}
+	// cutAt, if above 0, cuts the first body after that many bytes; the
+	// stream is then retried once, from byte 0.
+	cutAt int64
+}
+
+func (s *noRangeSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
+	if off > 0 {
+		return errIgnoresRange{}
+	}
+	for i, p := range parts {
+		off += int64(copy(p, s.data[off:]))
+		s.sent.Add(int64(len(p)))
+		done(i)
+	}
+	return nil
+}
+
+func (s *noRangeSource) StreamBlob(ctx context.Context, d digest.Digest, fn func(body io.Reader, size int64) error) error {
+	s.streams.Add(1)
+	if s.hold != nil {
+		select {
+		case <-s.hold:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	var err error
+	for attempt := range 2 {
+		body := io.Reader(bytes.NewReader(s.data))
+		if attempt == 0 && s.cutAt > 0 {
+			body = io.MultiReader(io.LimitReader(body, s.cutAt), errReader{io.ErrUnexpectedEOF})
+		}
+		err = fn(&countingReader{r: body, n: &s.sent}, int64(len(s.data)))
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			return err
+		}
+	}
+	return err
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// waitForWaiters waits until n flights wait for the running stream of d,
+// or with n = -1 until no stream of d runs.
+func waitForWaiters(t *testing.T, f *Fetcher, d digest.Digest, n int) {
+	t.Helper()
+	waiters := func() int {
+		f.streams.mu.Lock()
+		defer f.streams.mu.Unlock()
+		if s := f.streams.m[d]; s != nil {
+			return len(s.waiting)
+		}
+		return -1
+	}
+	ok := func() bool {
+		if n < 0 {
+			return waiters() < 0
+		}
+		return waiters() >= n
+	}
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flights wait for the stream, want %d", waiters(), n)
+		}
+	}
+}
+
+// TestRangeIgnoredOneStream: eight readers of chunks near the end of a
+// blob whose server ignores Range share one stream of it from byte 0:
+// about one blob crosses the wire (not eight), every reader gets the right
+// bytes, and every chunk that passed is cached (each stored once).
+func TestRangeIgnoredOneStream(t *testing.T) {
+	const cs, chunks = 64 << 10, 64
+	data := randomBytes(cs*chunks - 1000)
+	size := int64(len(data))
+	tests := []struct {
+		name  string
+		cutAt int64 // the first body is cut there, and the stream retried from byte 0
+	}{
+		{"one pass", 0},
+		{"a cut body, retried", 20*cs + 77},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &noRangeSource{data: data, hold: make(chan struct{}), cutAt: tc.cutAt}
+			mem, err := cache.NewMemory(2*size, cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored atomic.Int64
+			f, err := NewFetcher(src, mem, Options{ChunkSize: cs, FetchTimeout: 30 * time.Second, OnFetch: func(digest.Digest, int64) { stored.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			d := digest.FromBytes(data)
+			b := f.Blob(d, size)
+
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for r := range 8 {
+				wg.Go(func() {
+					off := int64(62-r)*cs + 100 // chunks 55..62
+					p := make([]byte, 5000)
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					if _, err := b.ReadAt(ctx, p, off); err != nil {
+						errs <- err
+						return
+					}
+					if !bytes.Equal(p, data[off:off+int64(len(p))]) {
+						errs <- errors.New("wrong bytes")
+					}
+				})
+			}
+			// Let the stream go once every reader waits for it, so that
+			// the test does not depend on how goroutines are scheduled.
+			waitForWaiters(t, f, d, 8)
+			close(src.hold)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if n := src.streams.Load(); n != 1 {
+				t.Fatalf("%d streams, want 1", n)
+			}
+			// Through the last chunk asked for (62), plus the cut part.
+			want := 63*cs + tc.cutAt
+			if got := src.sent.Load(); got != int64(want) {
+				t.Fatalf("%d bytes streamed, want %d (one blob is %d)", got, want, size)
+			}
+			for i := range int64(63) {
+				if _, ok := mem.Get(cache.Key{Digest: d, Index: i}); !ok {
+					t.Errorf("chunk %d passed but is not cached", i)
+				}
+			}
+			if _, ok := mem.Get(cache.Key{Digest: d, Index: 63}); ok {
+				t.Error("chunk 63, beyond every reader, was streamed")
+			}
+			if n := stored.Load(); n != 63 {
+				t.Errorf("%d chunks stored, want 63, each once", n)
+			}
+		})
+	}
+}
+
+// TestRangeIgnoredLateReaders: readers that come while a stream runs join
+// it if it has not passed their chunk, and find their chunk cached if it
+// has; a reader after the stream ended starts a new one.
+func TestRangeIgnoredLateReaders(t *testing.T) {
+	const cs = 64 << 10
+	data := randomBytes(cs * 32)
+	size := int64(len(data))
+	src := &noRangeSource{data: data, hold: make(chan struct{})}
+	f := newStreamFetcher(t, src, cs, 30*time.Second)
+	d := digest.FromBytes(data)
+	b := f.Blob(d, size)
+	read := func(off int64) error {
+		p := make([]byte, 100)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := b.ReadAt(ctx, p, off); err != nil {
+			return err
+		}
+		if !bytes.Equal(p, data[off:off+100]) {
+			return errors.New("wrong bytes")
+		}
+		return nil
+	}
+	first := make(chan error, 1)
+	go func() { first <- read(20*cs + 5) }()
+	waitForWaiters(t, f, d, 1)
+	close(src.hold)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// Chunk 3 passed: cached. Chunk 25 is beyond: once the stream has
+	// ended (no waiter beyond chunk 20), a new stream.
+	if err := read(3*cs + 7); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.streams.Load(); n != 1 {
+		t.Fatalf("%d streams for a passed chunk, want 1", n)
+	}
+	waitForWaiters(t, f, d, -1)
+	if err := read(25 * cs); err != nil {
+		t.Fatal(err)
+	}
+	if n, want := src.sent.Load(), int64(21*cs+26*cs); src.streams.Load() != 2 || n != want {
+		t.Fatalf("%d streams, %d bytes; want 2 and %d", src.streams.Load(), n, want)
+	}
+	// Byte 0 is a plain read: the server's 200 from byte 0 is the range.
+	src.sent.Store(0)
+	fresh := newStreamFetcher(t, src, cs, 30*time.Second).Blob(d, size)
+	p := make([]byte, 10)
+	if _, err := fresh.ReadAt(context.Background(), p, 0); err != nil || !bytes.Equal(p, data[:10]) || src.streams.Load() != 2 {
+		t.Fatalf("read at 0: %v, %d streams", err, src.streams.Load())
+	}
+}
+
+// TestRangeIgnoredStreamFails: a stream that never sends fails its
+// flights at FetchTimeout, and Close fails them at once; neither hangs.
+func TestRangeIgnoredStreamFails(t *testing.T) {
+	const cs = 64 << 10
+	data := randomBytes(cs * 8)
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		close   bool
+		want    error
+	}{
+		{"fetch timeout", 300 * time.Millisecond, false, context.DeadlineExceeded},
+		{"close", time.Minute, true, context.Canceled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &noRangeSource{data: data, hold: make(chan struct{})} // never released
+			mem, err := cache.NewMemory(1<<20, cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := NewFetcher(src, mem, Options{ChunkSize: cs, FetchTimeout: tc.timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			d := digest.FromBytes(data)
+			done := make(chan error, 1)
+			go func() {
+				_, err := f.Blob(d, int64(len(data))).ReadAt(context.Background(), make([]byte, 10), 5*cs)
+				done <- err
+			}()
+			waitForWaiters(t, f, d, 1)
+			if tc.close {
+				f.Close()
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err = %v, want %v", err, tc.want)
+				}
+				t.Logf("failed with: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the read hangs")
+			}
+		})
+	}
+}
+
+func newStreamFetcher(t *testing.T, src *noRangeSource, cs int64, timeout time.Duration) *Fetcher {
+	t.Helper()
+	mem, err := cache.NewMemory(64<<20, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFetcher(src, mem, Options{ChunkSize: cs, FetchTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
