@@ -2,7 +2,6 @@ package registrytest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -15,17 +14,29 @@ import (
 
 // Toxi is an in-process toxiproxy TCP proxy on 127.0.0.1:<free port> in
 // front of an upstream (typically a Registry or a Counter). Toxics act on
-// the downstream direction (upstream → client, i.e. responses) and apply to
-// new and already open connections.
+// the downstream direction (upstream → client, i.e. responses).
+//
+// Every change of toxics replaces the proxy with a new one on the same
+// address, its toxics set before it accepts a connection: the connections
+// open at the time are closed (clients reconnect, and get the new toxics).
+// Toxiproxy deadlocks when toxics are changed while a connection it stalls
+// is closing (Shopify/toxiproxy#558, a whole test run hung on it), so toxics
+// are never changed on a proxy with live connections.
 //
 // The Add* helpers report errors by failing the test (or panicking for a
 // Toxi made by NewToxiProxyNoTest); AddToxic returns them.
 type Toxi struct {
-	tb    testing.TB
-	host  string
-	proxy *toxiproxy.Proxy
-	seq   atomic.Int64
-	once  sync.Once
+	tb       testing.TB
+	server   *toxiproxy.ApiServer
+	upstream string
+	host     string
+	seq      atomic.Int64
+
+	mu       sync.Mutex // guards the fields below
+	proxy    *toxiproxy.Proxy
+	toxics   [][]byte // the JSON of each toxic in force, in order
+	disabled bool
+	closed   bool
 }
 
 // NewToxiProxy starts a toxiproxy forwarding to upstreamHost ("host:port")
@@ -47,17 +58,39 @@ func NewToxiProxyNoTest(upstreamHost string) (*Toxi, error) {
 	// Prometheus metrics are off unless their collectors are set, and a Nop
 	// zerolog logger silences the proxy's per-connection logging.
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(server, "registrytest", "127.0.0.1:0", upstreamHost)
-	if err := p.Start(); err != nil {
+	x := &Toxi{server: server, upstream: upstreamHost, host: "127.0.0.1:0"}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.replaceLocked(); err != nil {
 		return nil, err
 	}
-	p.Lock()
-	host := p.Listen // the bound address, set by Start
-	p.Unlock()
-	return &Toxi{host: host, proxy: p}, nil
+	x.proxy.Lock()
+	x.host = x.proxy.Listen // the bound address, set by Start
+	x.proxy.Unlock()
+	return x, nil
 }
 
-// Host returns the proxy's "127.0.0.1:PORT"; it survives Disable/Enable.
+// replaceLocked stops the current proxy, if any, and starts a new one on
+// the same address with the toxics in force (unless disabled). The old
+// proxy's toxics are never touched again.
+func (x *Toxi) replaceLocked() error {
+	if x.proxy != nil {
+		x.proxy.Stop()
+	}
+	p := toxiproxy.NewProxy(x.server, "registrytest", x.host, x.upstream)
+	for _, tx := range x.toxics {
+		if _, err := p.Toxics.AddToxicJson(bytes.NewReader(tx)); err != nil {
+			return err
+		}
+	}
+	x.proxy = p
+	if x.disabled || x.closed {
+		return nil
+	}
+	return p.Start()
+}
+
+// Host returns the proxy's "127.0.0.1:PORT"; it survives every change.
 func (x *Toxi) Host() string { return x.host }
 
 // AddLatency delays all data sent to the client by ms milliseconds.
@@ -98,6 +131,7 @@ func (x *Toxi) AddSlicer() {
 // slow_close, timeout, reset_peer, slicer, limit_data) on the downstream
 // stream, applied to a fraction toxicity (0..1) of connections, with
 // toxiproxy's attributes for that type. Toxics of the same type stack.
+// The connections open at the time are closed (see Toxi).
 func (x *Toxi) AddToxic(typ string, toxicity float32, attributes map[string]any) error {
 	body, err := json.Marshal(map[string]any{
 		"name":       fmt.Sprintf("%s_%d", typ, x.seq.Add(1)),
@@ -109,32 +143,51 @@ func (x *Toxi) AddToxic(typ string, toxicity float32, attributes map[string]any)
 	if err != nil {
 		return err
 	}
-	_, err = x.proxy.Toxics.AddToxicJson(bytes.NewReader(body))
-	return err
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.toxics = append(x.toxics, body)
+	if err := x.replaceLocked(); err != nil {
+		x.toxics = x.toxics[:len(x.toxics)-1]
+		return err
+	}
+	return nil
 }
 
-// RemoveAll removes every toxic.
+// RemoveAll removes every toxic; the connections open at the time are
+// closed (see Toxi).
 func (x *Toxi) RemoveAll() {
-	x.proxy.Toxics.ResetToxics(context.Background())
+	x.helper()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.toxics = nil
+	x.must(x.replaceLocked())
 }
 
 // Disable stops the proxy: its listener and all its connections are closed,
 // so connections are refused until Enable. Toxics are kept.
-func (x *Toxi) Disable() { x.proxy.Stop() }
+func (x *Toxi) Disable() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.disabled = true
+	x.proxy.Stop()
+}
 
 // Enable starts a disabled proxy again on the same address.
 func (x *Toxi) Enable() {
 	x.helper()
-	err := x.proxy.Start()
-	if err == toxiproxy.ErrProxyAlreadyStarted {
-		err = nil
-	}
-	x.must(err)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.disabled = false
+	x.must(x.replaceLocked())
 }
 
 // Close stops the proxy for good.
-func (x *Toxi) Close() { x.once.Do(x.proxy.Stop) }
-
+func (x *Toxi) Close() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.closed = true
+	x.proxy.Stop()
+}
 func (x *Toxi) helper() {
 	if x.tb != nil {
 		x.tb.Helper()
