@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/osimagefs/osimagefs/test/faulty"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -68,7 +69,7 @@ const faultRepo = "os/faults"
 
 func newFaultEnv(t *testing.T, size int, opts Options) *faultEnv {
 	t.Helper()
-	e := &faultEnv{reg: registrytest.Start(t), data: randomBlob(size), log: &logBuffer{}}
+	e := &faultEnv{reg: registrytest.Start(t), data: fixture.RandomBytes(7, size), log: &logBuffer{}}
 	var err error
 	e.desc, err = registrytest.PushBlobBytes(context.Background(), e.reg.Host(), faultRepo, e.data, "application/octet-stream")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // downgrading is an HTTPS registry that redirects every manifest and blob
@@ -34,7 +35,7 @@ const downgradeSecret = "sig=SECRET"
 
 func newDowngrading(t *testing.T) *downgrading {
 	t.Helper()
-	d := &downgrading{blob: randomBlob(64 << 10), manifest: []byte(`{"schemaVersion":2}`)}
+	d := &downgrading{blob: fixture.RandomBytes(7, 64<<10), manifest: []byte(`{"schemaVersion":2}`)}
 	d.plain = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.plainGets.Add(1)
 		body := d.blob

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/test/faulty"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -102,7 +103,7 @@ func TestReadPartsShortBlob(t *testing.T) {
 // crosses the wire, and a range beyond the blob's end is an ErrShortBlob.
 func TestReadPartsRealRegistry(t *testing.T) {
 	reg := registrytest.Start(t)
-	data := randomBlob(3<<20 + 77)
+	data := fixture.RandomBytes(7, 3<<20+77)
 	desc, err := registrytest.PushBlobBytes(context.Background(), reg.Host(), "os/blob", data, "application/octet-stream")
 	if err != nil {
 		t.Fatal(err)

@@ -3,20 +3,10 @@ package blobstore
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
-
-func randomBlob(n int) []byte {
-	r := rand.New(rand.NewPCG(7, 9))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // TestOpenUnreachable: a registry that is down is ErrUnreachable, whether
 // plain HTTP is allowed or only HTTPS was tried.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // testChunk is a small chunk size for the unit tests.
@@ -34,16 +35,6 @@ func openTestDisk(t testing.TB, dir string, chunkSize, limit int64) *Disk {
 	return d
 }
 
-// pattern is n deterministic pseudo-random bytes.
-func pattern(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 // testBlob is a blob cut into chunks of cs bytes (the last one shorter).
 type testBlob struct {
 	data   []byte
@@ -52,7 +43,7 @@ type testBlob struct {
 }
 
 func newTestBlob(seed uint64, size, cs int) testBlob {
-	data := pattern(seed, size)
+	data := fixture.RandomBytes(seed, size)
 	return testBlob{data: data, digest: digest.FromBytes(data), cs: cs}
 }
 
@@ -927,7 +918,7 @@ func BenchmarkDiskReadAtHit(b *testing.B) {
 			d := openTestDisk(b, b.TempDir(), 1<<20, 64<<20)
 			dg := digest.FromString("blob")
 			for i := range int64(16) {
-				if err := d.Add(Key{dg, i}, pattern(uint64(i), 1<<20)); err != nil {
+				if err := d.Add(Key{dg, i}, fixture.RandomBytes(uint64(i), 1<<20)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -948,7 +939,7 @@ func BenchmarkDiskReadAtHit(b *testing.B) {
 func BenchmarkDiskMissThenAdd(b *testing.B) {
 	d := openTestDisk(b, b.TempDir(), 1<<20, 16<<20)
 	dg := digest.FromString("blob")
-	c := pattern(1, 1<<20)
+	c := fixture.RandomBytes(1, 1<<20)
 	p := make([]byte, 1<<20)
 	b.SetBytes(1 << 20)
 	b.ReportAllocs()

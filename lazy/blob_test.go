@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // memSource serves a blob from memory and counts range requests. A real
@@ -94,17 +94,8 @@ func fetcherWith(t testing.TB, src Source, opts Options) *Fetcher {
 	return f
 }
 
-func randomBytes(n int) []byte {
-	r := rand.New(rand.NewPCG(1, 2))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func TestConcurrentReadersShareOneFetch(t *testing.T) {
-	data := randomBytes(3 << 20)
+	data := fixture.RandomBytes(1, 3<<20)
 	src := &memSource{data: data, delay: 50 * time.Millisecond}
 	f := newTestFetcher(t, src, 1<<20)
 	b := f.Blob(digest.FromBytes(data), int64(len(data)))
@@ -141,7 +132,7 @@ func TestConcurrentReadersShareOneFetch(t *testing.T) {
 
 func TestReadAt(t *testing.T) {
 	const cs = 4096
-	data := randomBytes(10*cs + 123)
+	data := fixture.RandomBytes(1, 10*cs+123)
 	size := int64(len(data))
 	tests := []struct {
 		name     string
@@ -191,7 +182,7 @@ func TestReadAt(t *testing.T) {
 }
 
 func TestInterruptedReaderDoesNotFailOthers(t *testing.T) {
-	data := randomBytes(1 << 20)
+	data := fixture.RandomBytes(1, 1<<20)
 	src := &memSource{data: data, delay: 200 * time.Millisecond}
 	b := newTestFetcher(t, src, 1<<20).Blob(digest.FromBytes(data), int64(len(data)))
 
@@ -233,7 +224,7 @@ func TestInterruptedReaderDoesNotFailOthers(t *testing.T) {
 // ErrBlobSize, never a short read.
 func TestShortBlob(t *testing.T) {
 	const cs = 4096
-	data := randomBytes(3*cs + 10)
+	data := fixture.RandomBytes(1, 3*cs+10)
 	b := newTestFetcher(t, &memSource{data: data}, cs).Blob(digest.FromBytes(data), 5*cs)
 	n, err := b.ReadAt(context.Background(), make([]byte, 100), 3*cs+5)
 	if n != 0 || !errors.Is(err, ErrBlobSize) {
@@ -253,7 +244,7 @@ func waitIdle(t *testing.T, f *Fetcher) {
 }
 
 func TestFetchErrorIsReturnedAndNotCached(t *testing.T) {
-	data := randomBytes(8192)
+	data := fixture.RandomBytes(1, 8192)
 	src := &memSource{data: data, fail: errors.New("boom")}
 	b := newTestFetcher(t, src, 4096).Blob(digest.FromBytes(data), int64(len(data)))
 	if _, err := b.ReadAt(context.Background(), make([]byte, 10), 0); err == nil {
@@ -270,7 +261,7 @@ func TestFetchErrorIsReturnedAndNotCached(t *testing.T) {
 }
 
 func BenchmarkReadAtHit(b *testing.B) {
-	data := randomBytes(4 << 20)
+	data := fixture.RandomBytes(1, 4<<20)
 	blob := newTestFetcher(b, &memSource{data: data}, 1<<20).Blob(digest.FromBytes(data), int64(len(data)))
 	p := make([]byte, 128<<10)
 	if _, err := blob.ReadAt(context.Background(), make([]byte, len(data)), 0); err != nil {
@@ -287,7 +278,7 @@ func BenchmarkReadAtHit(b *testing.B) {
 }
 
 func BenchmarkReadAtMiss(b *testing.B) {
-	data := randomBytes(4 << 20)
+	data := fixture.RandomBytes(1, 4<<20)
 	p := make([]byte, 1<<20)
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()

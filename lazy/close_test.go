@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // TestCloseWithFetchesInFlight: Close returns, every time, while runs are
@@ -18,7 +19,7 @@ import (
 // Close never returned.)
 func TestCloseWithFetchesInFlight(t *testing.T) {
 	const cs = 4096
-	data := randomBytes(64 * cs)
+	data := fixture.RandomBytes(1, 64*cs)
 	disk := openDisk(t, t.TempDir(), cs, 1<<20)
 	iterations := 1000
 	if testing.Short() {

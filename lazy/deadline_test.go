@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // gateSource serves blobs from memory; requests for the blob held stay
@@ -56,7 +57,7 @@ func (s *gateSource) StreamBlob(ctx context.Context, d digest.Digest, fn func(bo
 // every request slot they may; a reader of another blob is served at once.
 func TestDemandReadWhilePrefetchHoldsSlots(t *testing.T) {
 	const cs = 4096
-	slow, fast := randomBytes(32*cs), randomBytes(4 * cs)[1:]
+	slow, fast := fixture.RandomBytes(1, 32*cs), fixture.RandomBytes(1, 4*cs)[1:]
 	sd, fd := digest.FromBytes(slow), digest.FromBytes(fast)
 	src := &gateSource{blobs: map[digest.Digest][]byte{sd: slow, fd: fast}, held: sd, release: make(chan struct{})}
 	t.Cleanup(func() { close(src.release) })
@@ -79,7 +80,7 @@ func TestDemandReadWhilePrefetchHoldsSlots(t *testing.T) {
 // that waits for it behind a slow one still gets its whole FetchTimeout.
 func TestWaitForSlotIsNotPartOfTheDeadline(t *testing.T) {
 	const cs = 4096
-	data := randomBytes(4 * cs)
+	data := fixture.RandomBytes(1, 4*cs)
 	d := digest.FromBytes(data)
 	src := &gateSource{blobs: map[digest.Digest][]byte{d: data}, delay: 300 * time.Millisecond}
 	f := fetcherWith(t, src, Options{ChunkSize: cs, Parallel: 1, FetchTimeout: 500 * time.Millisecond})
@@ -107,7 +108,7 @@ func TestWaitForSlotIsNotPartOfTheDeadline(t *testing.T) {
 // time left, and a fresh fetch serves it.
 func TestLateJoinerGetsItsOwnDeadline(t *testing.T) {
 	const cs = 4096
-	data := randomBytes(2 * cs)
+	data := fixture.RandomBytes(1, 2*cs)
 	d := digest.FromBytes(data)
 	src := &gateSource{blobs: map[digest.Digest][]byte{d: data}, stall: 1}
 	f := fetcherWith(t, src, Options{ChunkSize: cs, FetchTimeout: 400 * time.Millisecond})

@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // diskFetcher makes a Fetcher with a fresh memory cache over disk, closed
@@ -98,7 +99,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestDiskFilledAndServedAfterRestart(t *testing.T) {
 	const cs = 64 << 10
 	dir := t.TempDir()
-	data := randomBytes(20*cs + 1234)
+	data := fixture.RandomBytes(1, 20*cs+1234)
 	dg := digest.FromBytes(data)
 	src := &memSource{data: data}
 	disk := openDisk(t, dir, cs, 64<<20)
@@ -195,10 +196,10 @@ func (s *flipSource) StreamBlob(ctx context.Context, d digest.Digest, fn func(bo
 func TestDiskCorruptBlobFailsAfterCompletion(t *testing.T) {
 	const cs = 64 << 10
 	dir := t.TempDir()
-	data := randomBytes(10*cs + 99)
+	data := fixture.RandomBytes(1, 10*cs+99)
 	dg := digest.FromBytes(data)
 	const flipAt = 3*cs + 17
-	good := randomBytes(3*cs + 5)[1:] // another blob, served right
+	good := fixture.RandomBytes(1, 3*cs+5)[1:] // another blob, served right
 	gdg := digest.FromBytes(good)
 	src := &flipSource{blobs: map[digest.Digest][]byte{dg: data, gdg: good}, bad: dg, flipAt: flipAt}
 	disk := openDisk(t, dir, cs, 64<<20)

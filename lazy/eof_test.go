@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // TestFetchErrorWrappingEOFIsNotEOF: a source error that wraps io.EOF (Go's
@@ -16,7 +17,7 @@ import (
 // reach the reader as an error that is not io.EOF itself, so that the FUSE
 // layer answers EIO, never a short file.
 func TestFetchErrorWrappingEOFIsNotEOF(t *testing.T) {
-	data := randomBytes(8192)
+	data := fixture.RandomBytes(1, 8192)
 	src := &memSource{data: data, fail: fmt.Errorf("read blob: Get \"http://registry/v2/...\": %w", io.EOF)}
 	b := newTestFetcher(t, src, 4096).Blob(digest.FromBytes(data), int64(len(data)))
 	n, err := b.ReadAt(context.Background(), make([]byte, 100), 10)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // partSource serves a blob part by part, pausing between parts, and can
@@ -40,7 +41,7 @@ func (s *partSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]b
 // run is served before the rest of the run has arrived.
 func TestRunLandsChunksAsTheyArrive(t *testing.T) {
 	const cs = 64 << 10
-	data := randomBytes(16 * cs)
+	data := fixture.RandomBytes(1, 16*cs)
 	src := &partSource{memSource: memSource{data: data}, pause: 50 * time.Millisecond}
 	f := newTestFetcher(t, src, cs)
 	f.opts.MaxRequest = 8 * cs
@@ -75,7 +76,7 @@ func TestRunLandsChunksAsTheyArrive(t *testing.T) {
 // are fetched again by the next read.
 func TestRunFailureKeepsDeliveredChunks(t *testing.T) {
 	const cs = 64 << 10
-	data := randomBytes(8 * cs)
+	data := fixture.RandomBytes(1, 8*cs)
 	src := &partSource{memSource: memSource{data: data}, failAfter: 3}
 	f := newTestFetcher(t, src, cs)
 	f.opts.MaxRequest = 8 * cs

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // errIgnoresRange is noRangeSource's answer past byte 0, recognised as
@@ -118,7 +119,7 @@ func waitForWaiters(t *testing.T, f *Fetcher, d digest.Digest, n int) {
 // bytes, and every chunk that passed is cached (each stored once).
 func TestRangeIgnoredOneStream(t *testing.T) {
 	const cs, chunks = 64 << 10, 64
-	data := randomBytes(cs*chunks - 1000)
+	data := fixture.RandomBytes(1, cs*chunks-1000)
 	size := int64(len(data))
 	tests := []struct {
 		name  string
@@ -197,7 +198,7 @@ func TestRangeIgnoredOneStream(t *testing.T) {
 // has; a reader after the stream ended starts a new one.
 func TestRangeIgnoredLateReaders(t *testing.T) {
 	const cs = 64 << 10
-	data := randomBytes(cs * 32)
+	data := fixture.RandomBytes(1, cs*32)
 	size := int64(len(data))
 	src := &noRangeSource{data: data, hold: make(chan struct{})}
 	f := newStreamFetcher(t, src, cs, 30*time.Second)
@@ -250,7 +251,7 @@ func TestRangeIgnoredLateReaders(t *testing.T) {
 // flights at FetchTimeout, and Close fails them at once; neither hangs.
 func TestRangeIgnoredStreamFails(t *testing.T) {
 	const cs = 64 << 10
-	data := randomBytes(cs * 8)
+	data := fixture.RandomBytes(1, cs*8)
 	tests := []struct {
 		name    string
 		timeout time.Duration

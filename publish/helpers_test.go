@@ -2,10 +2,10 @@ package publish
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -26,8 +27,7 @@ const testTimeout = 60 * time.Second
 // writeRandom writes size random bytes to dir/name and returns the path.
 func writeRandom(t *testing.T, dir, name string, size int) string {
 	t.Helper()
-	b := make([]byte, size)
-	_, _ = rand.Read(b)
+	b := fixture.RandomBytes(rand.Uint64(), size) // new content every call: pushes differ
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)

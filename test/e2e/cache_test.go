@@ -24,6 +24,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -183,7 +184,7 @@ func TestCacheStaysWithinSize(t *testing.T) {
 		parallel = 8 // the default --parallel
 	)
 	src := filepath.Join(t.TempDir(), "big.img")
-	data := pseudoRandom(11, fileSize)
+	data := fixture.RandomBytes(11, fileSize)
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -557,8 +558,8 @@ func TestCacheVerifyMismatch(t *testing.T) {
 		flipAt  = 1000 // in chunk 0: read first, long before completion
 	)
 	tmp := t.TempDir()
-	badData := pseudoRandom(21, badSize)
-	goodData := pseudoRandom(22, 3<<20+5)
+	badData := fixture.RandomBytes(21, badSize)
+	goodData := fixture.RandomBytes(22, 3<<20+5)
 	badPath, goodPath := filepath.Join(tmp, "kernel"), filepath.Join(tmp, "initramfs")
 	if err := os.WriteFile(badPath, badData, 0o644); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/osimagefs/osimagefs/test/faulty"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -45,7 +46,7 @@ func pushRandomImage(t *testing.T, host, repo string, sizes map[string]int) rand
 			continue
 		}
 		seed++
-		data := pseudoRandom(seed, n)
+		data := fixture.RandomBytes(seed, n)
 		p := filepath.Join(dir, names[role])
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -141,7 +142,7 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 	front := newHostileFront(t, reg.Host())
 	e := &hostileEnv{reg: reg, front: front, host: strings.TrimPrefix(front.srv.URL, "http://"),
 		amd64: map[string]string{"variant": "virtualization", "architecture": "amd64"}}
-	e.kernel = pseudoRandom(61, 3<<20+123)
+	e.kernel = fixture.RandomBytes(61, 3<<20+123)
 	e.kdesc = e.blob(t, e.kernel, hostileKernelType)
 	e.cfg = e.blob(t, []byte(`{}`), hostileConfigType)
 	e.good = e.put(t, "", ocispec.MediaTypeImageManifest, e.manifest(&e.cfg, []ocispec.Descriptor{e.kdesc}, e.amd64))
@@ -562,7 +563,7 @@ func hostileCases() []hostileCase {
 		{
 			name: "layer descriptor larger than the blob",
 			image: func(t *testing.T, e *hostileEnv) string {
-				largerData = pseudoRandom(62, 8<<20+123)
+				largerData = fixture.RandomBytes(62, 8<<20+123)
 				larger = e.blob(t, largerData, hostileKernelType)
 				larger.Size += 1<<20 + 5
 				e.put(t, "size-larger", oci, e.manifest(&e.cfg, []ocispec.Descriptor{larger}, e.amd64))
@@ -592,10 +593,10 @@ func hostileCases() []hostileCase {
 		{
 			name: "layer descriptor smaller than the blob, and zero",
 			image: func(t *testing.T, e *hostileEnv) string {
-				smallerData = pseudoRandom(63, 3<<20+123)
+				smallerData = fixture.RandomBytes(63, 3<<20+123)
 				smaller = e.blob(t, smallerData, hostileKernelType)
 				smaller.Size -= 1000
-				zeroData = pseudoRandom(64, 4096)
+				zeroData = fixture.RandomBytes(64, 4096)
 				zero := e.blob(t, zeroData, hostileInitramfsType)
 				zero.Size = 0
 				e.put(t, "size-smaller", oci, e.manifest(&e.cfg, []ocispec.Descriptor{smaller, zero}, e.amd64))
@@ -823,7 +824,7 @@ func hostileCases() []hostileCase {
 			image: func(t *testing.T, e *hostileEnv) string {
 				var ms []ocispec.Descriptor
 				for i := range dupKernels {
-					dupKernels[i] = pseudoRandom(uint64(70+i), 5000+i)
+					dupKernels[i] = fixture.RandomBytes(uint64(70+i), 5000+i)
 					k := e.blob(t, dupKernels[i], hostileKernelType)
 					ms = append(ms, e.put(t, "", oci, e.manifest(&e.cfg, []ocispec.Descriptor{k}, e.amd64)))
 				}

@@ -90,12 +90,12 @@ func makeSources() (*sources, error) {
 		return nil, err
 	}
 	small := map[string][]byte{
-		"kernel":          pseudoRandom(4, 6<<20+17),
-		"initramfs":       pseudoRandom(5, 3<<20+5),
-		"uki.efi":         pseudoRandom(6, 2<<20+3),
+		"kernel":          fixture.RandomBytes(4, 6<<20+17),
+		"initramfs":       fixture.RandomBytes(5, 3<<20+5),
+		"uki.efi":         fixture.RandomBytes(6, 2<<20+3),
 		"cmdline":         []byte(s.cmdline),
-		"arm64/kernel":    pseudoRandom(7, 5<<20+1),
-		"arm64/initramfs": pseudoRandom(8, 1<<20+9),
+		"arm64/kernel":    fixture.RandomBytes(7, 5<<20+1),
+		"arm64/initramfs": fixture.RandomBytes(8, 1<<20+9),
 		"arm64/cmdline":   []byte("console=ttyAMA0 root=/dev/vda"),
 	}
 	if err := fixture.WriteTree(dir, small); err != nil {
@@ -118,19 +118,6 @@ func makeSources() (*sources, error) {
 		{seed("cmdline"), p("arm64/cmdline"), "cmdline"},
 	}
 	return s, nil
-}
-
-// pseudoRandom is n deterministic, incompressible bytes.
-func pseudoRandom(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	x := seed*0x9E3779B97F4A7C15 + 1
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		b[i] = byte(x)
-	}
-	return b
 }
 
 // pushed describes an image in the registry and the files a mount of it

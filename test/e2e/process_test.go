@@ -19,6 +19,7 @@ import (
 	"time"
 
 	osfs "github.com/osimagefs/osimagefs/fs"
+	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -414,9 +415,9 @@ func pushSmallImage(t *testing.T, host, repo string, diskSize int) pushed {
 	t.Helper()
 	src := t.TempDir()
 	files := map[string][]byte{
-		"disk.img":  pseudoRandom(11, diskSize),
-		"kernel":    pseudoRandom(12, 3<<20+11),
-		"initramfs": pseudoRandom(13, 1<<20+3),
+		"disk.img":  fixture.RandomBytes(11, diskSize),
+		"kernel":    fixture.RandomBytes(12, 3<<20+11),
+		"initramfs": fixture.RandomBytes(13, 1<<20+3),
 		"cmdline":   []byte("console=ttyS0 root=/dev/vda ro"),
 	}
 	var layers []layerFile

@@ -141,7 +141,7 @@ func TestSecurityCredentialsNeverLeak(t *testing.T) {
 		run("inspect --json", 0, "", "inspect", "--json", "--log-level", "debug", "--ca-file", ca, ref)
 
 		kernel := filepath.Join(t.TempDir(), "vmlinuz")
-		if err := os.WriteFile(kernel, pseudoRandom(21, 1<<20+7), 0o644); err != nil {
+		if err := os.WriteFile(kernel, fixture.RandomBytes(21, 1<<20+7), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		o = run("push", 0, "", "push", "--log-level", "debug", "--ca-file", ca, host+"/os/pushed:1",
