@@ -15,4 +15,11 @@
 // a fresh one. Errors that retrying cannot fix (not found, unauthorised,
 // range not satisfiable) are returned at once, typed so callers can tell
 // them apart with errors.Is.
+//
+// A server that answers a range request with the whole blob (200) is
+// remembered for a while: ReadParts past byte 0 then fails at once with
+// ErrRangeIgnored, and the caller reads the blob with StreamBlob instead
+// (norange.go). Plain HTTP is refused on every request, redirects and
+// go-containerregistry's own fall-back included, unless Options.PlainHTTP
+// (plainhttp.go).
 package blobstore
