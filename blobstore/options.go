@@ -11,9 +11,9 @@ import (
 // Options configure a Store. The zero value is the documented default:
 // HTTPS with verification, the Docker config keychain, no logging.
 type Options struct {
-	// PlainHTTP allows plain HTTP to the registry and to hosts it
-	// redirects to (as oras' --plain-http does): HTTPS is tried first,
-	// then HTTP. Without it every plain-HTTP request, loopback and private
+	// PlainHTTP talks plain HTTP to the registry and allows it to hosts it
+	// redirects to (as oras' --plain-http does; only the first contact, to
+	// learn how to authenticate, tries HTTPS before HTTP). Without it every plain-HTTP request, loopback and private
 	// addresses included, is refused with a *PlainHTTPError.
 	PlainHTTP bool
 	// Insecure skips TLS certificate verification.

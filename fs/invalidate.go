@@ -1,6 +1,8 @@
 package fs
 
 import (
+	"syscall"
+
 	"github.com/opencontainers/go-digest"
 )
 
@@ -11,7 +13,11 @@ import (
 // It must not be called from inside a FUSE request.
 func (r *Root) InvalidateBlob(d digest.Digest) {
 	for _, n := range r.byDigest[d] {
-		if errno := n.NotifyContent(0, 0); errno != 0 {
+		errno := n.NotifyContent(0, 0)
+		if errno == syscall.ENOENT { // the kernel never looked it up: nothing cached
+			continue
+		}
+		if errno != 0 {
 			r.log.Warn("could not drop the kernel's cached pages", "path", n.file.Path, "digest", d, "err", errno)
 			continue
 		}

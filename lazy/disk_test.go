@@ -113,7 +113,7 @@ func TestDiskFilledAndServedAfterRestart(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("wrong bytes on the cold read")
 	}
-	f.Flush()
+	f.diskq.wait() // every chunk fetched is on disk
 	chunks := numChunks(int64(len(data)), cs)
 	for i := range chunks {
 		if !disk.Has(cache.Key{Digest: dg, Index: i}) {
@@ -215,7 +215,7 @@ func TestDiskCorruptBlobFailsAfterCompletion(t *testing.T) {
 	if p[flipAt] == data[flipAt] || !bytes.Equal(p[:flipAt], data[:flipAt]) || !bytes.Equal(p[flipAt+1:], data[flipAt+1:10*cs]) {
 		t.Fatal("the read before completion is not the source's bytes (one flipped)")
 	}
-	f.Flush()
+	f.diskq.wait() // every chunk fetched is on disk
 	if files := chunkFiles(t, dir, dg); len(files) != 10 {
 		t.Fatalf("%d chunk files before completion, want 10", len(files))
 	}

@@ -82,7 +82,8 @@ func (q *diskQueue) writeOne(w diskWrite) {
 	q.mu.Unlock()
 }
 
-// wait returns once every chunk offered before it is written.
+// wait returns once no chunk is waiting to be written (while fetches go
+// on, later chunks may keep it waiting).
 func (q *diskQueue) wait() {
 	q.mu.Lock()
 	for q.pending > 0 {

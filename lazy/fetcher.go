@@ -151,7 +151,10 @@ func (f *Fetcher) Blob(d digest.Digest, size int64) *Blob {
 //
 // A reader's deadline is its own (ctx): one that joined a fetch started
 // earlier and sees it fail at that fetch's deadline starts a fresh fetch
-// rather than failing early.
+// rather than failing early. The one exception: a fetch that a reader gave
+// up on at its deadline a moment ago gets only a short wait, because that
+// is the kernel reading the same page again by itself after a failed read
+// (the reader would otherwise wait a second whole deadline).
 func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]byte, error) {
 	k := cache.Key{Digest: d, Index: i}
 	f.active.Add(1)
@@ -161,15 +164,25 @@ func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]
 			return b, nil
 		}
 		fl, mine := f.flights.claim(k)
+		wait, why := ctx, ""
 		if mine {
 			go f.fetchRun(d, size, i, []*flight{fl}, nil)
 		} else {
 			fl.hurry.up()
+			if ago, ok := fl.abandonedWithin(recentGiveUp); ok {
+				var cancel context.CancelFunc
+				wait, cancel = context.WithTimeout(ctx, quickWait)
+				defer cancel()
+				why = fmt.Sprintf(" (a short wait: a reader gave up on it at its deadline %s ago)", ago.Round(time.Millisecond))
+			}
 		}
 		select {
 		case <-fl.done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for %s: %w", k, ctx.Err())
+		case <-wait.Done():
+			if errors.Is(wait.Err(), context.DeadlineExceeded) {
+				fl.abandon()
+			}
+			return nil, fmt.Errorf("wait for %s%s: %w", k, why, wait.Err())
 		}
 		if !mine && f.timedOut(fl.err) && ctx.Err() == nil {
 			continue
@@ -297,14 +310,6 @@ func (f *Fetcher) store(k cache.Key, size int64, b []byte) {
 	f.cache.Add(k, b)
 	if f.diskq != nil {
 		f.diskq.offer(diskWrite{k, size, b})
-	}
-}
-
-// Flush waits until every chunk fetched so far is written to the disk
-// cache.
-func (f *Fetcher) Flush() {
-	if f.diskq != nil {
-		f.diskq.wait()
 	}
 }
 

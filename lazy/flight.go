@@ -2,6 +2,8 @@ package lazy
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/osimagefs/osimagefs/cache"
 )
@@ -9,10 +11,32 @@ import (
 // flight is one chunk being fetched. Everyone who wants the chunk while it
 // is in flight waits on done and shares the result.
 type flight struct {
-	done  chan struct{}
-	data  []byte
-	err   error
-	hurry *hurry // of a background fetch; nil for a demand fetch
+	done   chan struct{}
+	data   []byte
+	err    error
+	hurry  *hurry       // of a background fetch; nil for a demand fetch
+	gaveUp atomic.Int64 // when a reader last gave up on it at its deadline (Unix ns)
+}
+
+// recentGiveUp is how long a flight that a reader gave up on at its
+// deadline gets only quickWait from a new reader.
+const (
+	recentGiveUp = 2 * time.Second
+	quickWait    = 500 * time.Millisecond
+)
+
+// abandon records that a reader gave up on fl at its deadline.
+func (fl *flight) abandon() { fl.gaveUp.Store(time.Now().UnixNano()) }
+
+// abandonedWithin tells whether a reader gave up on fl less than d ago,
+// and how long ago.
+func (fl *flight) abandonedWithin(d time.Duration) (time.Duration, bool) {
+	at := fl.gaveUp.Load()
+	if at == 0 {
+		return 0, false
+	}
+	ago := time.Since(time.Unix(0, at))
+	return ago, ago < d
 }
 
 // hurry is closed, once, when a reader starts waiting for a background

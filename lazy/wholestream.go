@@ -19,9 +19,14 @@ import (
 // (rangeIgnored), and their flights are handed to the blob's one stream:
 // a pass over the blob from byte 0 that lands every chunk passing by in
 // the caches, and in the flights waiting for it, and stops once no waiting
-// flight lies ahead. A flight whose chunk the stream has passed waits for
-// the next stream, which starts when the current one ends. Memory: one
-// chunk buffer beyond what the caches keep.
+// flight lies ahead, it has passed the furthest chunk ever waited for, and
+// it has gone two MaxRequests past that or no flight has joined for
+// streamLinger (a sequential reader or a fill
+// asks for the next chunks a moment later: they find the stream still
+// running, not a new one from byte 0). A flight whose chunk the stream has
+// passed, and is in no cache, waits for the next stream, which starts when
+// the current one ends. Memory: one chunk buffer beyond what the caches
+// keep.
 //
 // Lock order: streams.mu, then the caches' and flights' own locks.
 
@@ -49,17 +54,22 @@ type stream struct {
 	size int64
 	why  error // the error that sent the first flight here, for messages
 
-	ctx    context.Context // cancelled by Close, or when every waiter's deadline has passed
+	ctx    context.Context // cancelled by Close, or when no chunk passes for FetchTimeout
 	cancel context.CancelCauseFunc
-	timer  *time.Timer // cancels ctx at deadline
+	stall  *time.Timer // cancels ctx; reset whenever a chunk passes
 
 	// Guarded by streams.mu.
 	at       int64            // chunks before it have passed (written by the stream's goroutine only)
 	stopped  bool             // it takes no more waiters
-	deadline time.Time        // the latest deadline of its waiters
+	target   int64            // the furthest chunk waited for: it runs at least past it
+	lastWant time.Time        // when a flight last joined
 	waiting  map[int64]waiter // the flights it lands, by chunk, all at or past at
 	next     map[int64]waiter // the flights of chunks it has passed, for the next stream
 }
+
+// streamLinger is how long a stream goes on, by at most two MaxRequests,
+// after no flight waits for it.
+const streamLinger = 2 * time.Second
 
 // waiter is a flight waiting for a stream, until its deadline.
 type waiter struct {
@@ -70,6 +80,9 @@ type waiter struct {
 // errStreamDeadline: the stream did not reach a chunk within FetchTimeout
 // of the chunk's flight joining it.
 var errStreamDeadline = fmt.Errorf("the stream did not reach it in time: %w", context.DeadlineExceeded)
+
+// errStreamStalled: no chunk passed for FetchTimeout.
+var errStreamStalled = fmt.Errorf("no data for the fetch timeout: %w", context.DeadlineExceeded)
 
 // streamRun hands the flights of chunks first... of blob d (size bytes),
 // whose range read failed with why (a rangeIgnored error), to the blob's
@@ -94,12 +107,13 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 		switch {
 		case !s.stopped && s.ctx.Err() == nil && i >= s.at:
 			s.waiting[i] = w
-			s.extendLocked(deadline)
+			s.target = max(s.target, i)
+			s.lastWant = time.Now()
 		default:
-			// Passed: it was put in memory before it passed, unless
+			// Passed: it was put in the caches before it passed, unless
 			// evicted since.
 			k := cache.Key{Digest: d, Index: i}
-			if b, ok := f.cache.Get(k); ok {
+			if b, ok := f.cached(k, size); ok {
 				hits = append(hits, hit{k, fl, b})
 			} else {
 				s.next[i] = w
@@ -125,34 +139,13 @@ func (f *Fetcher) newStreamLocked(d digest.Digest, size int64, why error, waitin
 		waiting = map[int64]waiter{}
 	}
 	ctx, cancel := context.WithCancelCause(f.ctx)
-	s := &stream{d: d, size: size, why: why, ctx: ctx, cancel: cancel, waiting: waiting, next: map[int64]waiter{}}
-	// Until its first waiter's deadline (the caller adds it), or its
-	// waiters' latest one.
-	s.deadline = time.Now().Add(f.opts.FetchTimeout)
-	if len(waiting) > 0 {
-		s.deadline = time.Time{}
-		for _, w := range waiting {
-			s.deadline = later(s.deadline, w.deadline)
-		}
+	s := &stream{d: d, size: size, why: why, ctx: ctx, cancel: cancel, waiting: waiting, next: map[int64]waiter{}, lastWant: time.Now()}
+	for i := range waiting {
+		s.target = max(s.target, i)
 	}
-	s.timer = time.AfterFunc(time.Until(s.deadline), func() { cancel(errStreamDeadline) })
+	s.stall = time.AfterFunc(f.opts.FetchTimeout, func() { cancel(errStreamStalled) })
 	f.streams.m[d] = s
 	return s
-}
-
-// extendLocked makes the stream run until deadline at least.
-func (s *stream) extendLocked(deadline time.Time) {
-	if deadline.After(s.deadline) {
-		s.deadline = deadline
-		s.timer.Reset(time.Until(deadline))
-	}
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // runStream runs stream s, and the streams of its blob that follow it.
@@ -169,7 +162,7 @@ func (f *Fetcher) endStream(s *stream, err error) *stream {
 	if cause := context.Cause(s.ctx); err != nil && cause != nil && !errors.Is(err, cause) {
 		err = fmt.Errorf("%w: %w", cause, err)
 	}
-	s.timer.Stop()
+	s.stall.Stop()
 	s.cancel(nil)
 	f.log.Debug("whole-blob stream ended", "digest", s.d, "chunks passed", s.at, "err", err)
 	if err == nil {
@@ -274,28 +267,37 @@ func (f *Fetcher) landCached(s *stream) bool {
 	return f.streamWants(s)
 }
 
-// streamWants fails the flights waiting for s past their deadline and
-// reports whether any flight still waits; if none does, s stops taking
-// waiters (later ones wait for the next stream).
+// streamWants fails the flights waiting for s, or for the stream after it,
+// past their deadline, and reports whether s should go on: a flight waits
+// for it, it has not passed the furthest chunk waited for, or a flight
+// joined less than streamLinger ago. If not, s stops taking waiters (later
+// ones wait for the next stream).
 func (f *Fetcher) streamWants(s *stream) bool {
 	now := time.Now()
-	var expired map[int64]waiter
+	var expired []struct {
+		i int64
+		w waiter
+	}
 	f.streams.mu.Lock()
-	for i, w := range s.waiting {
-		if now.After(w.deadline) {
-			if expired == nil {
-				expired = map[int64]waiter{}
+	for _, m := range []map[int64]waiter{s.waiting, s.next} {
+		for i, w := range m {
+			if now.After(w.deadline) {
+				expired = append(expired, struct {
+					i int64
+					w waiter
+				}{i, w})
+				delete(m, i)
 			}
-			expired[i] = w
-			delete(s.waiting, i)
 		}
 	}
-	wants := len(s.waiting) > 0
+	linger := s.at <= s.target+2*max(1, f.opts.MaxRequest/f.opts.ChunkSize) && now.Sub(s.lastWant) < streamLinger
+	wants := len(s.waiting) > 0 || s.at <= s.target || linger
 	if !wants {
 		s.stopped = true
 	}
 	f.streams.mu.Unlock()
-	for i, w := range expired {
+	for _, e := range expired {
+		i, w := e.i, e.w
 		k := cache.Key{Digest: s.d, Index: i}
 		f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s: stream %s from byte 0 (%v): %w", k, s.d, s.why, errStreamDeadline))
 	}
@@ -322,6 +324,7 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	delete(s.waiting, i)
 	s.at = i + 1
 	f.streams.mu.Unlock()
+	s.stall.Reset(f.opts.FetchTimeout)
 	if mine {
 		f.flights.land(k, w.fl, b, nil)
 		kept = true

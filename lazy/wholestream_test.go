@@ -116,7 +116,9 @@ func waitForWaiters(t *testing.T, f *Fetcher, d digest.Digest, n int) {
 // TestRangeIgnoredOneStream: eight readers of chunks near the end of a
 // blob whose server ignores Range share one stream of it from byte 0:
 // about one blob crosses the wire (not eight), every reader gets the right
-// bytes, and every chunk that passed is cached (each stored once).
+// bytes, and every chunk that passed is cached (each stored once). The
+// stream goes on a little past the last chunk asked for (two MaxRequests
+// here: to the blob's end), for the reads that follow.
 func TestRangeIgnoredOneStream(t *testing.T) {
 	const cs, chunks = 64 << 10, 64
 	data := fixture.RandomBytes(1, cs*chunks-1000)
@@ -170,24 +172,22 @@ func TestRangeIgnoredOneStream(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
+			waitForWaiters(t, f, d, -1) // the stream has ended
 			if n := src.streams.Load(); n != 1 {
 				t.Fatalf("%d streams, want 1", n)
 			}
-			// Through the last chunk asked for (62), plus the cut part.
-			want := 63*cs + tc.cutAt
-			if got := src.sent.Load(); got != int64(want) {
+			// The whole blob once, plus the cut part.
+			want := size + tc.cutAt
+			if got := src.sent.Load(); got != want {
 				t.Fatalf("%d bytes streamed, want %d (one blob is %d)", got, want, size)
 			}
-			for i := range int64(63) {
+			for i := range int64(chunks) {
 				if _, ok := mem.Get(cache.Key{Digest: d, Index: i}); !ok {
 					t.Errorf("chunk %d passed but is not cached", i)
 				}
 			}
-			if _, ok := mem.Get(cache.Key{Digest: d, Index: 63}); ok {
-				t.Error("chunk 63, beyond every reader, was streamed")
-			}
-			if n := stored.Load(); n != 63 {
-				t.Errorf("%d chunks stored, want 63, each once", n)
+			if n := stored.Load(); n != chunks {
+				t.Errorf("%d chunks stored, want %d, each once", n, chunks)
 			}
 		})
 	}
@@ -202,6 +202,7 @@ func TestRangeIgnoredLateReaders(t *testing.T) {
 	size := int64(len(data))
 	src := &noRangeSource{data: data, hold: make(chan struct{})}
 	f := newStreamFetcher(t, src, cs, 30*time.Second)
+	f.opts.MaxRequest = 4 * cs // a stream goes on 8 chunks past the last asked for
 	d := digest.FromBytes(data)
 	b := f.Blob(d, size)
 	read := func(off int64) error {
@@ -223,19 +224,21 @@ func TestRangeIgnoredLateReaders(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	// Chunk 3 passed: cached. Chunk 25 is beyond: once the stream has
-	// ended (no waiter beyond chunk 20), a new stream.
-	if err := read(3*cs + 7); err != nil {
-		t.Fatal(err)
+	// Chunks 3 and 25 passed (the stream went on to chunk 28): cached.
+	// Chunk 31 is beyond: once the stream has ended, a new stream.
+	waitForWaiters(t, f, d, -1)
+	for _, off := range []int64{3*cs + 7, 25 * cs} {
+		if err := read(off); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := src.streams.Load(); n != 1 {
-		t.Fatalf("%d streams for a passed chunk, want 1", n)
+		t.Fatalf("%d streams for passed chunks, want 1", n)
 	}
-	waitForWaiters(t, f, d, -1)
-	if err := read(25 * cs); err != nil {
+	if err := read(31 * cs); err != nil {
 		t.Fatal(err)
 	}
-	if n, want := src.sent.Load(), int64(21*cs+26*cs); src.streams.Load() != 2 || n != want {
+	if n, want := src.sent.Load(), int64(29*cs+32*cs); src.streams.Load() != 2 || n != want {
 		t.Fatalf("%d streams, %d bytes; want 2 and %d", src.streams.Load(), n, want)
 	}
 	// Byte 0 is a plain read: the server's 200 from byte 0 is the range.
@@ -308,4 +311,29 @@ func newStreamFetcher(t *testing.T, src *noRangeSource, cs int64, timeout time.D
 	}
 	t.Cleanup(f.Close)
 	return f
+}
+
+// TestRangeIgnoredFillOneStream: filling a blob whose server ignores Range,
+// one MaxRequest after another, takes one stream of it, not one per
+// stretch from byte 0.
+func TestRangeIgnoredFillOneStream(t *testing.T) {
+	const cs = 64 << 10
+	data := fixture.RandomBytes(1, cs*64-5)
+	src := &noRangeSource{data: data, hold: make(chan struct{})}
+	close(src.hold)
+	f := newStreamFetcher(t, src, cs, 30*time.Second)
+	f.opts.MaxRequest = 4 * cs
+	b := f.Blob(digest.FromBytes(data), int64(len(data)))
+	if err := b.Fill(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	// The first stretch is a plain read from byte 0; the stream that serves
+	// the rest passes it again.
+	if n, sent, want := src.streams.Load(), src.sent.Load(), int64(len(data)+4*cs); n != 1 || sent != want {
+		t.Fatalf("%d streams, %d bytes, want 1 and %d", n, sent, want)
+	}
+	got, err := readAll(t, b, 100_000)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read after the fill: %v, equal %v", err, bytes.Equal(got, data))
+	}
 }

@@ -49,8 +49,9 @@ type Options struct {
 	// Reference yet) the tag gets an index of this one platform.
 	AddToIndex bool
 
-	// PlainHTTP allows plain HTTP to the registry (and to hosts it
-	// redirects to): HTTPS is tried first, then HTTP. Without it every
+	// PlainHTTP talks plain HTTP to the registry and allows it to hosts it
+	// redirects to (only the first contact tries HTTPS before HTTP).
+	// Without it every
 	// plain-HTTP request, loopback and private addresses included, is
 	// refused with a *blobstore.PlainHTTPError.
 	PlainHTTP bool

@@ -75,7 +75,7 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	f.remote.register(fl)
 	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB")
 	fl.Var(&f.memoryCache, "memory-cache", "memory for chunks: those in flight and an LRU of recent ones")
-	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry")
+	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry; reads that wait go first, and read-ahead and prefetch leave one free (none with 1)")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 60*time.Second, "a read that cannot be served in this time fails with EIO")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	fl.BoolVar(&f.fuseDebug, "fuse-debug", false, "log every FUSE request (very verbose)")

@@ -18,7 +18,7 @@ type remoteFlags struct {
 }
 
 func (r *remoteFlags) register(fs *pflag.FlagSet) {
-	fs.BoolVar(&r.plainHTTP, "plain-http", false, "allow plain HTTP to the registry, localhost included (HTTPS is tried first); without it plain HTTP is refused")
+	fs.BoolVar(&r.plainHTTP, "plain-http", false, "talk plain HTTP to the registry, localhost included (as oras does); without it every request is HTTPS and a redirect to HTTP is refused")
 	fs.BoolVar(&r.insecure, "insecure", false, "skip TLS certificate verification (prefer --ca-file)")
 	fs.StringVar(&r.caFile, "ca-file", "", "PEM file of extra CA certificates to trust for the registry")
 	fs.StringArrayVar(&r.platforms, "platform", nil, "only this platform of an index, as os/arch[/variant] (repeatable), e.g. linux/amd64")
