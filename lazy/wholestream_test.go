@@ -301,16 +301,7 @@ func TestRangeIgnoredStreamFails(t *testing.T) {
 
 func newStreamFetcher(t *testing.T, src *noRangeSource, cs int64, timeout time.Duration) *Fetcher {
 	t.Helper()
-	mem, err := cache.NewMemory(64<<20, cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := NewFetcher(src, mem, Options{ChunkSize: cs, FetchTimeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
-	return f
+	return fetcherWith(t, src, Options{ChunkSize: cs, FetchTimeout: timeout})
 }
 
 // TestRangeIgnoredFillOneStream: filling a blob whose server ignores Range,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,12 +60,7 @@ func TestMountRefusesUnsafeCacheDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{link, open} {
-		root := newRootCmd()
-		var out bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&out)
-		root.SetArgs([]string{"mount", "--log-level", "error", "--cache-dir", dir, "127.0.0.1:1/os/x:1", t.TempDir()})
-		err := root.Execute()
+		_, err := execute("mount", "--log-level", "error", "--cache-dir", dir, "127.0.0.1:1/os/x:1", t.TempDir())
 		if err == nil {
 			t.Fatalf("mount --cache-dir %s: no error", dir)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -45,12 +44,7 @@ func TestPlainHTTPNeedsTheFlag(t *testing.T) {
 			args := append(append([]string{args[0]}, flags...), args[1:]...)
 			t.Run(strings.Join(args[:len(flags)+1], " "), func(t *testing.T) {
 				requests.Store(0)
-				root := newRootCmd()
-				var out bytes.Buffer
-				root.SetOut(&out)
-				root.SetErr(&out)
-				root.SetArgs(args)
-				err := root.Execute()
+				_, err := execute(args...)
 				if len(flags) > 0 {
 					if requests.Load() == 0 || exitCode(err) == exitUnreachable {
 						t.Errorf("with --plain-http: %d requests, exit %d (%v); want the registry reached", requests.Load(), exitCode(err), err)

@@ -122,20 +122,15 @@ func TestReferenceWithCredentialsRefused(t *testing.T) {
 		{"mount", "https://alice:" + secret + "@127.0.0.1:1/os/x:1", t.TempDir()},
 		{"push", "alice:" + secret + "@127.0.0.1:1/os/x:1", "--arch", "amd64", "--cmdline", "x"},
 	} {
-		root := newRootCmd()
-		var out bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&out)
-		root.SetArgs(args)
-		err := root.Execute()
+		out, err := execute(args...)
 		if err == nil {
 			t.Fatalf("%v: no error", args)
 		}
 		if exitCode(err) != exitUsage {
 			t.Errorf("%v: exit status %d, want %d (%v)", args, exitCode(err), exitUsage, err)
 		}
-		if strings.Contains(err.Error()+out.String(), secret) {
-			t.Errorf("%v: the password is echoed: %v %s", args, err, out.String())
+		if strings.Contains(err.Error()+out, secret) {
+			t.Errorf("%v: the password is echoed: %v %s", args, err, out)
 		}
 	}
 }
@@ -171,20 +166,29 @@ func TestVersionText(t *testing.T) {
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"version"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			root := newRootCmd()
-			var out bytes.Buffer
-			root.SetOut(&out)
-			root.SetArgs(args)
-			if err := root.Execute(); err != nil {
+			out, err := execute(args...)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := out.String(), buildVersion()+"\n"; got != want {
+			if got, want := out, buildVersion()+"\n"; got != want {
 				t.Errorf("printed %q, want %q", got, want)
 			}
-			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if len(lines) != 3 || !strings.HasPrefix(lines[0], "osimagefs ") || !strings.HasPrefix(lines[1], "commit ") || !strings.HasPrefix(lines[2], runtime.Version()) {
-				t.Errorf("printed %q, want version, commit and Go version lines", out.String())
+				t.Errorf("printed %q, want version, commit and Go version lines", out)
 			}
 		})
 	}
+}
+
+// execute runs the command line args in process and returns what it
+// printed (stdout and stderr together) and its error.
+func execute(args ...string) (string, error) {
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
 }
