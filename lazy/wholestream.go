@@ -20,7 +20,7 @@ import (
 // a pass over the blob from byte 0 that lands every chunk passing by in
 // the caches, and in the flights waiting for it, and stops once no waiting
 // flight lies ahead, it has passed the furthest chunk ever waited for, and
-// it has gone two MaxRequests past that or no flight has joined for
+// it has gone streamLingerBytes past that or no flight has joined for
 // streamLinger (a sequential reader or a fill
 // asks for the next chunks a moment later: they find the stream still
 // running, not a new one from byte 0). A flight whose chunk the stream has
@@ -67,9 +67,15 @@ type stream struct {
 	next     map[int64]waiter // the flights of chunks it has passed, for the next stream
 }
 
-// streamLinger is how long a stream goes on, by at most two MaxRequests,
-// after no flight waits for it.
-const streamLinger = 2 * time.Second
+// A stream goes on for streamLinger after the last flight joined it, by
+// streamLingerBytes (or two MaxRequests) past the furthest chunk asked for
+// at most: a sequential reader or a fill that asks for the next chunks a
+// moment later finds it still running, and skips the chunks it passed
+// meanwhile in the caches, however fast the stream is.
+const (
+	streamLinger      = 2 * time.Second
+	streamLingerBytes = 64 << 20
+)
 
 // waiter is a flight waiting for a stream, until its deadline.
 type waiter struct {
@@ -290,7 +296,7 @@ func (f *Fetcher) streamWants(s *stream) bool {
 			}
 		}
 	}
-	linger := s.at <= s.target+2*max(1, f.opts.MaxRequest/f.opts.ChunkSize) && now.Sub(s.lastWant) < streamLinger
+	linger := s.at <= s.target+max(streamLingerBytes, 2*f.opts.MaxRequest)/f.opts.ChunkSize && now.Sub(s.lastWant) < streamLinger
 	wants := len(s.waiting) > 0 || s.at <= s.target || linger
 	if !wants {
 		s.stopped = true

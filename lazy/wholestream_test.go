@@ -193,16 +193,24 @@ func TestRangeIgnoredOneStream(t *testing.T) {
 	}
 }
 
-// TestRangeIgnoredLateReaders: readers that come while a stream runs join
-// it if it has not passed their chunk, and find their chunk cached if it
-// has; a reader after the stream ended starts a new one.
+// TestRangeIgnoredLateReaders: a stream goes on past the chunk asked for
+// (here to the blob's end), so that readers after it find their chunks
+// cached; a reader of a chunk that is in no cache any more once the stream
+// has ended starts a new one.
 func TestRangeIgnoredLateReaders(t *testing.T) {
 	const cs = 64 << 10
 	data := fixture.RandomBytes(1, cs*32)
 	size := int64(len(data))
 	src := &noRangeSource{data: data, hold: make(chan struct{})}
-	f := newStreamFetcher(t, src, cs, 30*time.Second)
-	f.opts.MaxRequest = 4 * cs // a stream goes on 8 chunks past the last asked for
+	mem, err := cache.NewMemory(8*cs, cs) // holds the last 8 chunks passed
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFetcher(src, mem, Options{ChunkSize: cs, FetchTimeout: 30 * time.Second, MaxRequest: 4 * cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
 	d := digest.FromBytes(data)
 	b := f.Blob(d, size)
 	read := func(off int64) error {
@@ -224,22 +232,19 @@ func TestRangeIgnoredLateReaders(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	// Chunks 3 and 25 passed (the stream went on to chunk 28): cached.
-	// Chunk 31 is beyond: once the stream has ended, a new stream.
-	waitForWaiters(t, f, d, -1)
-	for _, off := range []int64{3*cs + 7, 25 * cs} {
-		if err := read(off); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := src.streams.Load(); n != 1 {
-		t.Fatalf("%d streams for passed chunks, want 1", n)
-	}
-	if err := read(31 * cs); err != nil {
+	waitForWaiters(t, f, d, -1) // the stream has ended
+	if err := read(30*cs + 7); err != nil {
 		t.Fatal(err)
 	}
-	if n, want := src.sent.Load(), int64(29*cs+32*cs); src.streams.Load() != 2 || n != want {
-		t.Fatalf("%d streams, %d bytes; want 2 and %d", src.streams.Load(), n, want)
+	if n, sent := src.streams.Load(), src.sent.Load(); n != 1 || sent != size {
+		t.Fatalf("%d streams, %d bytes for a chunk past the one asked for; want 1 and the blob, %d", n, sent, size)
+	}
+	if err := read(3 * cs); err != nil { // evicted from memory: a new stream
+		t.Fatal(err)
+	}
+	waitForWaiters(t, f, d, -1)
+	if n, sent := src.streams.Load(), src.sent.Load(); n != 2 || sent != 2*size {
+		t.Fatalf("%d streams, %d bytes; want 2 and %d", n, sent, 2*size)
 	}
 	// Byte 0 is a plain read: the server's 200 from byte 0 is the range.
 	src.sent.Store(0)
