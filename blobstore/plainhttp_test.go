@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/test/fixture"
+	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
 // downgrading is an HTTPS registry that redirects every manifest and blob
@@ -142,21 +142,10 @@ func TestPlainHTTPRedirectRefused(t *testing.T) {
 // HTTPS attempt fails at the TLS handshake, before any request); with it,
 // it is.
 func TestPlainHTTPNoFallbackOnLoopback(t *testing.T) {
-	var requests atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		if r.URL.Path == "/v2/" {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		http.NotFound(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, host := range []string{u.Host, "localhost:" + u.Port()} {
+	reg := registrytest.StartEmpty(t)
+	requests := &reg.Requests
+	_, port, _ := strings.Cut(reg.Host(), ":")
+	for _, host := range []string{reg.Host(), "localhost:" + port} {
 		t.Run(host, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()

@@ -2,15 +2,13 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/osimagefs/osimagefs/blobstore"
+	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
 // TestPlainHTTPNeedsTheFlag runs every command against a plain-HTTP
@@ -19,17 +17,9 @@ import (
 // message naming --plain-http, and no request reaches the registry; with it
 // each reaches the registry (which knows no image).
 func TestPlainHTTPNeedsTheFlag(t *testing.T) {
-	var requests atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		if r.URL.Path == "/v2/" {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		http.NotFound(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/os/plain:1"
+	reg := registrytest.StartEmpty(t)
+	requests := &reg.Requests
+	ref := reg.Host() + "/os/plain:1"
 	kernel := filepath.Join(t.TempDir(), "vmlinuz")
 	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
 		t.Fatal(err)
