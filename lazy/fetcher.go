@@ -288,6 +288,15 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 	f.log.Debug("fetched", "digest", d, "chunks", fmt.Sprintf("%d-%d", first, last), "took", time.Since(start))
 }
 
+// isCached reports whether chunk k is in memory or on disk, reading
+// neither.
+func (f *Fetcher) isCached(k cache.Key) bool {
+	if _, ok := f.cache.Get(k); ok {
+		return true
+	}
+	return f.opts.Disk != nil && f.opts.Disk.Has(k)
+}
+
 // cached returns chunk k from memory or disk.
 func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
 	if b, ok := f.cache.Get(k); ok {

@@ -39,7 +39,7 @@ func (b *Blob) claimRuns(first, last int64) []run {
 	var cur *run
 	for i := first; i <= last; i++ {
 		k := cache.Key{Digest: b.digest, Index: i}
-		if b.isCached(k) {
+		if b.f.isCached(k) {
 			cur = nil
 			continue
 		}
@@ -60,13 +60,6 @@ func (b *Blob) claimRuns(first, last int64) []run {
 		cur.flights = append(cur.flights, fl)
 	}
 	return runs
-}
-
-func (b *Blob) isCached(k cache.Key) bool {
-	if _, ok := b.f.cache.Get(k); ok {
-		return true
-	}
-	return b.f.opts.Disk != nil && b.f.opts.Disk.Has(k)
 }
 
 // Fill brings the whole blob into the cache, one request of up to
@@ -92,7 +85,7 @@ func (b *Blob) Fill(ctx context.Context, lowPriority bool) error {
 		// Wait for chunks of this stretch that others had in flight (or
 		// that failed); the ones in a cache are done, even if only on disk.
 		for j := i; j <= last; j++ {
-			if b.isCached(cache.Key{Digest: b.digest, Index: j}) {
+			if b.f.isCached(cache.Key{Digest: b.digest, Index: j}) {
 				continue
 			}
 			if _, err := b.f.chunk(ctx, b.digest, b.size, j); err != nil {

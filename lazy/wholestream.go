@@ -16,17 +16,16 @@ import (
 // A server that ignores Range answers every range request with the whole
 // blob from byte 0, so a chunk far into a blob costs a stream of the blob
 // up to it. The source then fails such reads with an error that says so
-// (rangeIgnored), and their flights are handed to the blob's one stream:
-// a pass over the blob from byte 0 that lands every chunk passing by in
-// the caches, and in the flights waiting for it, and stops once no waiting
-// flight lies ahead, it has passed the furthest chunk ever waited for, and
-// it has gone streamLingerBytes past that or no flight has joined for
-// streamLinger (a sequential reader or a fill
-// asks for the next chunks a moment later: they find the stream still
-// running, not a new one from byte 0). A flight whose chunk the stream has
-// passed, and is in no cache, waits for the next stream, which starts when
-// the current one ends. Memory: one chunk buffer beyond what the caches
-// keep.
+// (rangeIgnored), and their flights are handed to the blob's one stream: a
+// pass over the blob from byte 0 that lands every chunk passing by in the
+// caches and in the flights waiting for it.
+//
+// The stream runs to the furthest chunk ever waited for, then lingers (see
+// streamLinger) so that a sequential reader or a fill asking for the next
+// chunks a moment later finds it still running rather than starting again
+// from byte 0. A flight whose chunk the stream has passed and that is in no
+// cache waits for the next stream, which starts when the current one ends.
+// Memory: one chunk buffer beyond what the caches keep.
 //
 // Lock order: streams.mu, then the caches' and flights' own locks.
 
@@ -336,12 +335,4 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 		kept = true
 	}
 	return kept
-}
-
-// isCached reports whether chunk k is in memory or on disk.
-func (f *Fetcher) isCached(k cache.Key) bool {
-	if _, ok := f.cache.Get(k); ok {
-		return true
-	}
-	return f.opts.Disk != nil && f.opts.Disk.Has(k)
 }
