@@ -1,85 +1,83 @@
 package cache
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/opencontainers/go-digest"
 )
 
-// Disk is a persistent chunk store, content-addressed by blob digest and
-// bounded in bytes, that survives restarts. Every mount of every image that
-// shares a blob shares its chunks.
+// Disk is a persistent chunk store shared by every process that opens the
+// same directory, content-addressed by blob digest and bounded in bytes
+// across all of them. It has no daemon and no lock held for long: like
+// Go's build cache, any process may add and any may evict.
 //
 // Layout under the root directory:
 //
-//	lock                              flock held by the one process using the directory
-//	tmp/                              chunks being written (removed at Open)
-//	v1/<chunk size>/<alg>/<hex>/<i>   chunk i of the blob <alg>:<hex>
-//	v1/<chunk size>/<alg>/<hex>/verified   the blob is complete and matched its digest
+//	usage                          bytes of chunks present, shared (usage.go)
+//	evict.lock                     flock held during an eviction pass
+//	tmp/                           blob directories being created
+//	v2/<chunk size>/<alg>/<hex>/   one blob: data and index (blobfile.go)
 //
-// A chunk is written to tmp/ and renamed into place, so a process killed at
-// any moment leaves either a whole chunk or none: a chunk file is never
-// partly written. Recency survives restarts through file modification
-// times, which Open reads to rebuild the LRU order: a write sets a chunk's
-// time, and a read that hits refreshes it when it is more than
-// touchInterval old (so reads cost at most one metadata write per chunk per
-// interval, and the order after a restart is exact to that interval).
+// A complete blob is one plain file (data), which the kernel can serve
+// directly. Least recently used chunks go first, across processes: each
+// read and write stamps its chunk's slot in the shared index.
 //
-// Lock order: Disk.mu only; no I/O other than unlink happens under it.
+// Locks: chunk locks are only ever tried, never waited for, so they may be
+// taken in any order and around evict.lock, the one lock waited for (an
+// eviction pass is short). Disk.mu is innermost; no I/O happens under it.
 type Disk struct {
 	root      string
-	dir       string // root/v1/<chunk size>
+	tmp       string
+	dir       string // root/v2/<chunk size>
 	chunkSize int64
 	limit     int64
-	lockFile  *os.File
 	log       *slog.Logger
+	usage     *usage
 
-	mu       sync.Mutex                         // guards the fields below
-	lru      *simplelru.LRU[string, *diskEntry] // path relative to root -> its file
-	used     int64                              // bytes of all chunk files in lru
-	pending  int64                              // bytes of chunks being written (in tmp/, or renamed but not yet in lru)
-	perBlob  map[digest.Digest]int64            // chunks present, per blob of this chunk size
-	verified map[digest.Digest]bool
-	gen      uint64 // last diskEntry.gen handed out
+	mu     sync.Mutex                  // guards the fields below
+	blobs  map[digest.Digest]*blobFile // blobs of this chunk size open here
+	claims map[claimKey]bool           // chunk locks this Disk holds
+	closed bool
 }
 
-// diskEntry is one chunk file in the index.
-type diskEntry struct {
-	size int64
-	// gen tells this entry from a later one for the same path, so that a
-	// reader who found the file missing or short drops only the entry it
-	// read, never a newer one written meanwhile.
-	gen uint64
-	// touched is the file's modification time as last set or seen, in
-	// Unix nanoseconds.
-	touched int64
+// claimKey names a chunk of one blob directory (so of one chunk size).
+type claimKey struct {
+	dir string
+	i   int64
 }
 
-// touchInterval is how stale a chunk's file time may get before a read
-// refreshes it.
-const touchInterval = time.Minute
+// ClaimResult is what Claim found.
+type ClaimResult int
 
-// ErrCacheBusy: another process uses the cache directory.
-var ErrCacheBusy = errors.New("cache directory in use by another osimagefs process")
+const (
+	// Claimed: the caller now holds the chunk and must Add or Release it.
+	Claimed ClaimResult = iota
+	// Present: the chunk is on disk already.
+	Present
+	// Busy: another fetcher, in this process or another, holds it.
+	Busy
+)
+
+// staleTmp is how old an entry of tmp/ must be before any process may
+// remove it as left by a killed one (making a blob directory takes
+// milliseconds).
+const staleTmp = time.Hour
 
 // OpenDisk opens (creating it if needed) the cache at root for chunks of
-// chunkSize bytes, holding at most limit bytes. It takes an exclusive lock
-// on the directory: a second process gets ErrCacheBusy. Directories it
-// creates get mode 0700; a root, tmp/ or data directory that another user
-// could change (a symbolic link, owned by someone else, writable by group
-// or others) is refused with ErrUnsafeDir. log may be nil.
+// chunkSize bytes, holding at most limit bytes of chunks of any size
+// together with every other process using root (within one chunk per
+// process writing). Directories it creates get mode 0700; a root, tmp/ or
+// data directory that another user could change (a symbolic link, owned
+// by someone else, writable by group or others) is refused with
+// ErrUnsafeDir. log may be nil.
 func OpenDisk(root string, chunkSize, limit int64, log *slog.Logger) (*Disk, error) {
 	if chunkSize <= 0 || limit < chunkSize {
 		return nil, fmt.Errorf("disk cache %s: size %d must hold at least one chunk of %d bytes", root, limit, chunkSize)
@@ -87,289 +85,269 @@ func OpenDisk(root string, chunkSize, limit int64, log *slog.Logger) (*Disk, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir := filepath.Join(root, "v1", strconv.FormatInt(chunkSize, 10))
-	for i, p := range []string{root, filepath.Join(root, "tmp"), filepath.Dir(dir), dir} {
+	dir := filepath.Join(root, "v2", strconv.FormatInt(chunkSize, 10))
+	tmp := filepath.Join(root, "tmp")
+	for i, p := range []string{root, tmp, filepath.Dir(dir), dir} {
 		if err := safeDir(p, i == 0); err != nil {
 			return nil, err
 		}
 	}
-	lf, err := lockDir(root)
+	if err := checkTree(filepath.Dir(dir)); err != nil {
+		return nil, err
+	}
+	if err := cleanTmp(tmp, staleTmp); err != nil {
+		return nil, err
+	}
+	removeOldLayout(root, log)
+	u, _, err := openUsage(root, tmp)
 	if err != nil {
 		return nil, err
 	}
 	d := &Disk{
-		root: root, dir: dir,
-		chunkSize: chunkSize, limit: limit, lockFile: lf, log: log,
-		perBlob: map[digest.Digest]int64{}, verified: map[digest.Digest]bool{},
+		root: root, tmp: tmp, dir: dir, chunkSize: chunkSize, limit: limit, log: log, usage: u,
+		blobs: map[digest.Digest]*blobFile{}, claims: map[claimKey]bool{},
 	}
-	d.lru, _ = simplelru.NewLRU[string, *diskEntry](1<<31-1, nil)
-	if err := d.load(); err != nil {
-		lf.Close()
+	// Count what is there, and enforce this limit (which may be smaller
+	// than the last one).
+	if err := d.evict(0); err != nil {
+		d.Close()
 		return nil, err
 	}
+	log.Debug("disk cache opened", "dir", root, "bytes", d.Used(), "limit", limit)
 	return d, nil
 }
 
-// Close releases the directory lock.
-func (d *Disk) Close() error { return d.lockFile.Close() }
-
-// Used is the bytes of chunks on disk.
-func (d *Disk) Used() int64 {
+// Close closes the blobs open here, releasing their chunk locks.
+func (d *Disk) Close() error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.used
+	blobs := d.blobs
+	d.blobs, d.closed = map[digest.Digest]*blobFile{}, true
+	d.mu.Unlock()
+	for _, b := range blobs {
+		b.close()
+	}
+	d.usage.close()
+	return nil
 }
+
+// Used is the bytes of chunks on disk, written by any process.
+func (d *Disk) Used() int64 { return d.usage.used() }
 
 // Limit is the most bytes the cache holds.
 func (d *Disk) Limit() int64 { return d.limit }
 
-// load empties tmp/ and indexes the chunks on disk, oldest first. The
-// data directories are held to the rule of OpenDisk, and nothing in them
-// but directories and regular files is accepted: a symbolic link there
-// would make a read or a write follow it out of the cache.
-func (d *Disk) load() error {
-	if err := emptyTmp(filepath.Join(d.root, "tmp")); err != nil {
-		return err
+// blobDir is the directory of blob dg for this chunk size.
+func (d *Disk) blobDir(dg digest.Digest) string {
+	return filepath.Join(d.dir, string(dg.Algorithm()), dg.Encoded())
+}
+
+// blob returns blob dg open here: opened from disk, or created (for size
+// bytes) when create is set. It returns nil, nil when the blob is not on
+// disk and create is not set.
+func (d *Disk) blob(dg digest.Digest, size int64, create bool) (*blobFile, error) {
+	d.mu.Lock()
+	b, closed := d.blobs[dg], d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, errors.New("disk cache is closed")
 	}
-	type entry struct {
-		rel   string
-		size  int64
-		mtime time.Time
+	if b != nil {
+		if size > 0 && b.size != size {
+			return nil, fmt.Errorf("%w: the cache holds %s as %d bytes, not %d", errBadIndex, dg, b.size, size)
+		}
+		return b, nil
 	}
-	var found []entry
-	v1 := filepath.Join(d.root, "v1")
-	err := filepath.WalkDir(v1, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
+	if err := dg.Validate(); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dg, err)
+	}
+	dir := d.blobDir(dg)
+	b, err := openBlobFile(dir, dg, d.chunkSize, size)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil, nil
 		}
-		info, err := de.Info() // lstat: WalkDir follows no link
-		if err != nil {
-			return nil // removed meanwhile
-		}
-		if de.IsDir() {
-			return checkDir(p, info)
-		}
-		if info.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%w: %s is a symbolic link, which the cache never makes; remove it", ErrUnsafeDir, p)
-		}
-		if !info.Mode().IsRegular() {
-			return fmt.Errorf("%w: %s is not a regular file (mode %s); remove it", ErrUnsafeDir, p, info.Mode())
-		}
-		rel, _ := filepath.Rel(d.root, p)
-		if de.Name() == "verified" {
-			if dg, ok := d.blobOf(rel); ok {
-				d.verified[dg] = true
-			}
-			return nil
-		}
-		found = append(found, entry{rel, info.Size(), info.ModTime()})
-		return nil
-	})
+		b, err = createBlobFile(d.tmp, dir, dg, d.chunkSize, size)
+	}
 	if err != nil {
-		return fmt.Errorf("scan disk cache %s: %w", d.root, err)
+		return nil, err
 	}
-	slices.SortFunc(found, func(a, b entry) int { return a.mtime.Compare(b.mtime) })
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, e := range found {
-		d.gen++
-		d.lru.Add(e.rel, &diskEntry{size: e.size, gen: d.gen, touched: e.mtime.UnixNano()})
-		d.used += e.size
-		if dg, ok := d.blobOf(e.rel); ok {
-			d.perBlob[dg]++
+	if old := d.blobs[dg]; old != nil || d.closed {
+		b.close()
+		if old == nil {
+			return nil, errors.New("disk cache is closed")
 		}
+		return old, nil
 	}
-	// A verified marker of a blob none of whose chunks are left is stale.
-	for dg := range d.verified {
-		if d.perBlob[dg] == 0 {
-			delete(d.verified, dg)
-			_ = os.Remove(filepath.Join(d.root, filepath.Dir(d.path(Key{Digest: dg})), "verified"))
-		}
-	}
-	d.evictLocked(0)
-	d.log.Debug("disk cache opened", "dir", d.root, "chunks", len(found), "bytes", d.used, "limit", d.limit)
-	return nil
-}
-
-// path is the chunk file of k, relative to root.
-func (d *Disk) path(k Key) string {
-	return filepath.Join("v1", strconv.FormatInt(d.chunkSize, 10), string(k.Digest.Algorithm()), k.Digest.Encoded(), strconv.FormatInt(k.Index, 10))
-}
-
-// blobOf recovers the digest from a chunk path of this chunk size.
-func (d *Disk) blobOf(rel string) (digest.Digest, bool) {
-	dir := filepath.Dir(rel)
-	enc := filepath.Base(dir)
-	alg := filepath.Base(filepath.Dir(dir))
-	if filepath.Dir(filepath.Dir(dir)) != filepath.Join("v1", strconv.FormatInt(d.chunkSize, 10)) {
-		return "", false
-	}
-	dg := digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
-	return dg, dg.Validate() == nil
+	d.blobs[dg] = b
+	return b, nil
 }
 
 // ReadAt copies the bytes of chunk k from off into p, straight from the
-// file into p. It reports false when the chunk is not cached (or its file
-// is not as long as asked, which is treated as missing and removed).
+// file into p. It reports false when the chunk is not cached, or was
+// evicted while it was being read (the bytes in p are then not to be
+// used).
 func (d *Disk) ReadAt(k Key, p []byte, off int64) (bool, error) {
-	rel := d.path(k)
-	d.mu.Lock()
-	e, ok := d.lru.Get(rel)
-	var gen uint64
-	var touch time.Time
-	if ok {
-		gen = e.gen
-		if now := time.Now(); now.UnixNano()-e.touched >= int64(touchInterval) {
-			e.touched, touch = now.UnixNano(), now
-		}
-	}
-	d.mu.Unlock()
-	if !ok {
+	b, err := d.blob(k.Digest, 0, false)
+	if err != nil || b == nil {
 		return false, nil
 	}
-	path := filepath.Join(d.root, rel)
-	f, err := openChunk(path)
-	if err != nil {
-		d.forget(rel, gen)
+	i := k.Index
+	if i < 0 || i >= b.chunks || off < 0 || off+int64(len(p)) > b.chunkLen(i) {
 		return false, nil
 	}
-	defer f.Close()
-	n, err := f.ReadAt(p, off)
+	before := b.state(i).Load()
+	if !present(before) {
+		return false, nil
+	}
+	n, err := b.data.ReadAt(p, i*b.chunkSize+off)
+	if b.state(i).Load() != before {
+		return false, nil // evicted, and perhaps written again, meanwhile
+	}
 	if n < len(p) {
 		if err == nil || errors.Is(err, io.EOF) {
-			d.log.Warn("disk cache chunk shorter than expected, dropping it", "chunk", k.String())
-			d.remove(rel, gen)
+			d.log.Warn("disk cache blob shorter than its index says", "chunk", k.String(), "file", b.data.Name())
 			return false, nil
 		}
 		return false, fmt.Errorf("read cached %s: %w", k, err)
 	}
-	if !touch.IsZero() {
-		// Best effort: the file may have been evicted meanwhile.
-		_ = os.Chtimes(path, touch, touch)
-	}
+	b.lastUse(i).Store(time.Now().UnixNano())
 	return true, nil
 }
 
 // Has reports whether chunk k is cached.
 func (d *Disk) Has(k Key) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.lru.Contains(d.path(k))
+	b, err := d.blob(k.Digest, 0, false)
+	return err == nil && b != nil && k.Index >= 0 && k.Index < b.chunks && present(b.state(k.Index).Load())
 }
 
-// Add stores chunk k. It first evicts least recently used chunks so that
-// the bytes on disk, the chunks other Adds are writing included, stay
-// within the limit (unless the chunks being written alone exceed it).
-func (d *Disk) Add(k Key, b []byte) error {
-	rel := d.path(k)
-	size := int64(len(b))
-	d.mu.Lock()
-	if d.lru.Contains(rel) {
-		d.mu.Unlock()
-		return nil
+// Claim takes chunk k of a blob of size bytes for the caller to fetch and
+// Add, so that no other process (or other fetcher here) fetches it at the
+// same time. On Claimed the caller must call Add or Release.
+func (d *Disk) Claim(k Key, size int64) (ClaimResult, error) {
+	b, err := d.blob(k.Digest, size, true)
+	if err != nil {
+		return Busy, err
 	}
-	d.evictLocked(size)
-	d.pending += size
-	d.mu.Unlock()
-	if err := d.write(k, rel, b); err != nil {
-		d.mu.Lock()
-		d.pending -= size
-		d.mu.Unlock()
-		return err
+	if k.Index < 0 || k.Index >= b.chunks {
+		return Busy, fmt.Errorf("claim %s: a %d-byte blob has %d chunks", k, b.size, b.chunks)
 	}
-	d.mu.Lock()
-	d.pending -= size
-	if !d.lru.Contains(rel) {
-		d.gen++
-		d.lru.Add(rel, &diskEntry{size: size, gen: d.gen, touched: time.Now().UnixNano()})
-		d.used += size
-		d.perBlob[k.Digest]++
+	if present(b.state(k.Index).Load()) {
+		return Present, nil
 	}
-	d.evictLocked(0)
-	d.mu.Unlock()
-	return nil
+	ok, err := d.lock(b, k.Index)
+	if err != nil || !ok {
+		return Busy, err
+	}
+	if present(b.state(k.Index).Load()) {
+		d.unlock(b, k.Index)
+		return Present, nil
+	}
+	return Claimed, nil
 }
 
-// write puts chunk k's file in place at rel: written to tmp/, then
-// renamed, so that it is never seen partly written.
-func (d *Disk) write(k Key, rel string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Join(d.root, "tmp"), "chunk-")
+// Release gives up a claim on chunk k without adding it (the fetch
+// failed). Releasing a chunk not claimed does nothing.
+func (d *Disk) Release(k Key) {
+	d.mu.Lock()
+	b := d.blobs[k.Digest]
+	d.mu.Unlock()
+	if b != nil {
+		d.unlock(b, k.Index)
+	}
+}
+
+// Add stores chunk k of a blob of size bytes, and ends the caller's claim
+// on it if it has one. Without one it claims the chunk itself, and leaves
+// it to another fetcher that holds it. It first evicts least recently used
+// chunks so that the cache stays within its limit.
+func (d *Disk) Add(k Key, size int64, data []byte) error {
+	b, err := d.blob(k.Digest, size, true)
 	if err != nil {
 		return fmt.Errorf("cache %s: %w", k, err)
 	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if err := cmp.Or(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
+	i := k.Index
+	if i < 0 || i >= b.chunks || int64(len(data)) != b.chunkLen(i) {
+		d.Release(k)
+		return fmt.Errorf("cache %s: %d bytes, want %d", k, len(data), b.chunkLen(max(0, min(i, b.chunks-1))))
+	}
+	if !d.holds(b, i) {
+		ok, err := d.lock(b, i)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	defer d.unlock(b, i)
+	s := b.state(i).Load()
+	if present(s) {
+		return nil
+	}
+	if d.usage.used()+int64(len(data)) > d.limit {
+		if err := d.evict(int64(len(data))); err != nil {
+			return fmt.Errorf("cache %s: %w", k, err)
+		}
+	}
+	if _, err := b.data.WriteAt(data, i*b.chunkSize); err != nil {
 		return fmt.Errorf("cache %s: write: %w", k, err)
 	}
-	final := filepath.Join(d.root, rel)
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("cache %s: %w", k, err)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("cache %s: %w", k, err)
-	}
+	b.lastUse(i).Store(time.Now().UnixNano())
+	b.state(i).Store(nextState(s, true))
+	d.usage.add(int64(len(data)))
 	return nil
 }
 
-// evictLocked removes least recently used chunks until room more bytes fit
-// beside those on disk and those being written.
-func (d *Disk) evictLocked(room int64) {
-	for d.used+d.pending+room > d.limit {
-		rel, e, ok := d.lru.RemoveOldest()
-		if !ok {
-			return
-		}
-		d.droppedLocked(rel, e)
-		_ = os.Remove(filepath.Join(d.root, rel))
+// lock takes chunk i of b for this Disk: false when another fetcher holds
+// it. The map keeps two callers here apart, since an OFD lock does not
+// conflict with itself.
+func (d *Disk) lock(b *blobFile, i int64) (bool, error) {
+	ck := claimKey{b.dir, i}
+	d.mu.Lock()
+	if d.claims[ck] {
+		d.mu.Unlock()
+		return false, nil
+	}
+	d.claims[ck] = true
+	d.mu.Unlock()
+	ok, err := b.lockChunk(i)
+	if err != nil || !ok {
+		d.mu.Lock()
+		delete(d.claims, ck)
+		d.mu.Unlock()
+	}
+	return ok, err
+}
+
+// unlock releases chunk i of b, if this Disk holds it.
+func (d *Disk) unlock(b *blobFile, i int64) {
+	ck := claimKey{b.dir, i}
+	d.mu.Lock()
+	held := d.claims[ck]
+	delete(d.claims, ck)
+	d.mu.Unlock()
+	if held {
+		b.unlockChunk(i)
 	}
 }
 
-// droppedLocked accounts for chunk rel (entry e) leaving the index: the
-// bytes, the blob's chunk count, and the blob's verified mark (on disk
-// too), since the blob is no longer complete.
-func (d *Disk) droppedLocked(rel string, e *diskEntry) {
-	d.used -= e.size
-	dg, ok := d.blobOf(rel)
-	if !ok {
-		return
-	}
-	d.perBlob[dg]--
-	if d.perBlob[dg] <= 0 {
-		delete(d.perBlob, dg)
-	}
-	if d.verified[dg] {
-		delete(d.verified, dg)
-		_ = os.Remove(filepath.Join(d.root, filepath.Dir(rel), "verified"))
-	}
-}
-
-// forget drops rel from the index (its file is already gone). With gen 0
-// it drops whatever entry rel has; otherwise only the entry of that
-// generation, so that a reader's stale finding never drops a chunk
-// written after it looked.
-func (d *Disk) forget(rel string, gen uint64) bool {
+// holds reports whether this Disk holds chunk i of b.
+func (d *Disk) holds(b *blobFile, i int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	e, ok := d.lru.Peek(rel)
-	if !ok || (gen != 0 && e.gen != gen) {
-		return false
-	}
-	d.lru.Remove(rel)
-	d.droppedLocked(rel, e)
-	return true
+	return d.claims[claimKey{b.dir, i}]
 }
 
-// remove drops rel (of generation gen, or any with 0) from the index and
-// deletes its file.
-func (d *Disk) remove(rel string, gen uint64) {
-	if d.forget(rel, gen) {
-		_ = os.Remove(filepath.Join(d.root, rel))
+// CachedBytes is how many bytes of blob dg are on disk.
+func (d *Disk) CachedBytes(dg digest.Digest) int64 {
+	b, err := d.blob(dg, 0, false)
+	if err != nil || b == nil {
+		return 0
 	}
+	var n int64
+	for i := range b.chunks {
+		if present(b.state(i).Load()) {
+			n += b.chunkLen(i)
+		}
+	}
+	return n
 }

@@ -7,17 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -25,6 +25,8 @@ import (
 const testChunk = 4096
 
 // openTestDisk opens a Disk on dir and closes it at the end of the test.
+// Two Disks on one directory behave as two processes would: each has its
+// own open files, so their locks conflict as between processes.
 func openTestDisk(t testing.TB, dir string, chunkSize, limit int64) *Disk {
 	t.Helper()
 	d, err := OpenDisk(dir, chunkSize, limit, nil)
@@ -47,6 +49,7 @@ func newTestBlob(seed uint64, size, cs int) testBlob {
 	return testBlob{data: data, digest: digest.FromBytes(data), cs: cs}
 }
 
+func (b testBlob) size() int64   { return int64(len(b.data)) }
 func (b testBlob) chunks() int64 { return int64((len(b.data) + b.cs - 1) / b.cs) }
 
 func (b testBlob) chunk(i int64) []byte {
@@ -60,41 +63,10 @@ func (b testBlob) key(i int64) Key { return Key{Digest: b.digest, Index: i} }
 func addAll(t testing.TB, d *Disk, b testBlob) {
 	t.Helper()
 	for i := range b.chunks() {
-		if err := d.Add(b.key(i), b.chunk(i)); err != nil {
+		if err := d.Add(b.key(i), b.size(), b.chunk(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-}
-
-// chunkFile is the absolute path of the chunk file of k.
-func chunkFile(d *Disk, k Key) string { return filepath.Join(d.root, d.path(k)) }
-
-// filesSize walks the cache directory and sums the sizes of all regular
-// files but the lock file (which holds a pid, not chunks), tmp/ included.
-func filesSize(t testing.TB, root string) (total int64, files int) {
-	t.Helper()
-	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if de.IsDir() || p == filepath.Join(root, "lock") {
-			return nil
-		}
-		info, err := de.Info()
-		if err != nil {
-			return nil // removed meanwhile
-		}
-		total += info.Size()
-		files++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return total, files
 }
 
 // mustRead reads chunk k (len(want) bytes from off) and compares.
@@ -122,510 +94,365 @@ func mustMiss(t testing.TB, d *Disk, k Key) {
 	}
 }
 
-func TestDiskRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 1<<20)
-	b := newTestBlob(1, 3*testChunk+100, testChunk) // the last chunk is 100 bytes
-	mustMiss(t, d, b.key(0))
-	addAll(t, d, b)
-	if got, want := d.Used(), int64(len(b.data)); got != want {
-		t.Fatalf("Used() = %d, want %d", got, want)
-	}
-	for i := range b.chunks() {
-		if !d.Has(b.key(i)) {
-			t.Fatalf("Has(%s) = false after Add", b.key(i))
+// allocated is the bytes of disk the blob data files under root take.
+func allocated(t testing.TB, root string) int64 {
+	t.Helper()
+	var total int64
+	err := filepath.WalkDir(filepath.Join(root, "v2"), func(p string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() || de.Name() != "data" {
+			return nil
 		}
-		c := b.chunk(i)
-		mustRead(t, d, b.key(i), 0, c)             // whole chunk
-		mustRead(t, d, b.key(i), 7, c[7:len(c)-3]) // a part of it
-		mustRead(t, d, b.key(i), int64(len(c)-1), c[len(c)-1:])
-		// The file holds exactly the chunk.
-		raw, err := os.ReadFile(chunkFile(d, b.key(i)))
-		if err != nil || !bytes.Equal(raw, c) {
-			t.Fatalf("chunk file of %s: %d bytes (%v), want the %d bytes of the chunk", b.key(i), len(raw), err, len(c))
+		info, err := de.Info()
+		if err == nil {
+			total += info.Sys().(*syscall.Stat_t).Blocks * 512
 		}
-	}
-	// Reading past the end of a chunk is a miss (the file is shorter than
-	// asked), not wrong bytes.
-	if ok, _ := d.ReadAt(b.key(3), make([]byte, 200), 0); ok {
-		t.Fatal("a 200-byte read of a 100-byte chunk was a hit")
-	}
-	// Same index of another blob, and an index beyond: misses.
-	mustMiss(t, d, Key{Digest: digest.FromString("other"), Index: 0})
-	mustMiss(t, d, b.key(4))
-	// Adding a chunk again changes nothing.
-	if err := d.Add(b.key(0), b.chunk(0)); err != nil {
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got, files := filesSize(t, dir); got != d.Used() || files != 3 {
-		t.Fatalf("files on disk: %d bytes in %d files; Used() = %d, want them equal and 3 files", got, files, d.Used())
+	return total
+}
+
+func TestDiskRoundTrip(t *testing.T) {
+	d := openTestDisk(t, t.TempDir(), testChunk, 1<<20)
+	b := newTestBlob(1, 3*testChunk+100, testChunk)
+	mustMiss(t, d, b.key(0))
+	addAll(t, d, b)
+	for i := range b.chunks() {
+		mustRead(t, d, b.key(i), 0, b.chunk(i))
 	}
-	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) != 0 {
-		t.Fatalf("tmp/ holds %d files after the writes, want none", len(tmp))
+	mustRead(t, d, b.key(1), 10, b.chunk(1)[10:50])
+	mustRead(t, d, b.key(3), 0, b.chunk(3)) // the short last chunk
+	if got, want := d.Used(), b.size(); got != want {
+		t.Errorf("Used = %d, want %d", got, want)
+	}
+	if got := d.CachedBytes(b.digest); got != b.size() {
+		t.Errorf("CachedBytes = %d, want %d", got, b.size())
+	}
+	// Reads beyond a chunk, and a chunk of the wrong length, are refused.
+	if ok, _ := d.ReadAt(b.key(3), make([]byte, 101), 0); ok {
+		t.Error("a read past the end of the last chunk hit")
+	}
+	if err := d.Add(b.key(0), b.size(), b.chunk(0)[:10]); err == nil {
+		t.Error("Add took a chunk of the wrong length")
+	}
+	if err := d.Add(b.key(9), b.size(), b.chunk(0)); err == nil {
+		t.Error("Add took a chunk beyond the blob")
 	}
 }
 
 func TestDiskPersistsAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
+	b := newTestBlob(2, 5*testChunk, testChunk)
 	d := openTestDisk(t, dir, testChunk, 1<<20)
-	b := newTestBlob(2, 5*testChunk+1, testChunk)
 	addAll(t, d, b)
-	used := d.Used()
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-
+	d.Close()
 	d2 := openTestDisk(t, dir, testChunk, 1<<20)
-	if d2.Used() != used {
-		t.Fatalf("Used() after reopen = %d, want %d", d2.Used(), used)
-	}
 	for i := range b.chunks() {
 		mustRead(t, d2, b.key(i), 0, b.chunk(i))
 	}
-	// Another chunk size is another namespace in the same directory: its
-	// chunks are not served under this chunk size (their indexes mean other
-	// bytes), but they do count against the limit.
-	if err := d2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d3 := openTestDisk(t, dir, 2*testChunk, 1<<20)
-	mustMiss(t, d3, b.key(0))
-	if d3.Used() != used {
-		t.Fatalf("Used() with another chunk size = %d, want the %d bytes in the directory", d3.Used(), used)
+	if got := d2.Used(); got != b.size() {
+		t.Errorf("Used after reopen = %d, want %d", got, b.size())
 	}
 }
 
-func TestDiskStaysWithinLimit(t *testing.T) {
+// TestDiskShared: what one process adds, another reads; a chunk one holds
+// is Busy to the other until released, and a dead holder's lock is gone.
+func TestDiskShared(t *testing.T) {
 	dir := t.TempDir()
-	const limit = 4*testChunk + testChunk/2 // room for 4 chunks, not 5
-	d := openTestDisk(t, dir, testChunk, limit)
-	var blobs []testBlob
-	for s := range uint64(5) {
-		blobs = append(blobs, newTestBlob(10+s, 3*testChunk, testChunk))
-	}
-	var order []Key
-	for _, b := range blobs {
-		for i := range b.chunks() {
-			if err := d.Add(b.key(i), b.chunk(i)); err != nil {
-				t.Fatal(err)
-			}
-			order = append(order, b.key(i))
-			onDisk, _ := filesSize(t, dir)
-			if d.Used() > limit || onDisk > limit {
-				t.Fatalf("after %d chunks: Used() = %d, files on disk %d bytes; limit %d", len(order), d.Used(), onDisk, limit)
-			}
-			if onDisk != d.Used() {
-				t.Fatalf("after %d chunks: files on disk %d bytes, Used() = %d", len(order), onDisk, d.Used())
-			}
-		}
-	}
-	// Exactly the 4 most recently added remain.
-	for j, k := range order {
-		if kept := j >= len(order)-4; kept != d.Has(k) {
-			t.Fatalf("%s (added %d of %d): cached %v, want %v", k, j+1, len(order), d.Has(k), kept)
-		}
-	}
-	// Reopening with a smaller limit evicts down to it.
-	if err := d.Close(); err != nil {
+	a := openTestDisk(t, dir, testChunk, 1<<20)
+	c := openTestDisk(t, dir, testChunk, 1<<20)
+	b := newTestBlob(3, 4*testChunk, testChunk)
+	if err := a.Add(b.key(0), b.size(), b.chunk(0)); err != nil {
 		t.Fatal(err)
 	}
-	d2 := openTestDisk(t, dir, testChunk, 2*testChunk)
-	onDisk, files := filesSize(t, dir)
-	if d2.Used() != 2*testChunk || onDisk != 2*testChunk || files != 2 {
-		t.Fatalf("reopened with a 2-chunk limit: Used() = %d, %d bytes in %d files on disk", d2.Used(), onDisk, files)
+	mustRead(t, c, b.key(0), 0, b.chunk(0))
+	claim := func(d *Disk, i int64) ClaimResult {
+		t.Helper()
+		r, err := d.Claim(b.key(i), b.size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
-	if !d2.Has(order[len(order)-1]) || !d2.Has(order[len(order)-2]) {
-		t.Fatal("reopening with a smaller limit did not keep the 2 most recent chunks")
+	if r := claim(c, 0); r != Present {
+		t.Errorf("Claim of a present chunk = %v, want Present", r)
+	}
+	if r := claim(a, 1); r != Claimed {
+		t.Fatalf("Claim = %v, want Claimed", r)
+	}
+	if r := claim(c, 1); r != Busy {
+		t.Errorf("Claim of a chunk another process holds = %v, want Busy", r)
+	}
+	if r := claim(a, 1); r != Busy {
+		t.Errorf("second Claim in the same process = %v, want Busy", r)
+	}
+	// Add without a claim leaves the chunk to its holder.
+	if err := c.Add(b.key(1), b.size(), b.chunk(1)); err != nil {
+		t.Fatal(err)
+	}
+	mustMiss(t, c, b.key(1))
+	if err := a.Add(b.key(1), b.size(), b.chunk(1)); err != nil {
+		t.Fatal(err)
+	}
+	mustRead(t, c, b.key(1), 0, b.chunk(1))
+	if r := claim(a, 2); r != Claimed {
+		t.Fatalf("Claim = %v, want Claimed", r)
+	}
+	a.Release(b.key(2))
+	if r := claim(c, 2); r != Claimed {
+		t.Errorf("Claim after the holder released = %v, want Claimed", r)
+	}
+	// Closing (as dying does) drops every lock.
+	c.Close()
+	if r := claim(a, 2); r != Claimed {
+		t.Errorf("Claim after the holder closed = %v, want Claimed", r)
 	}
 }
 
-// TestDiskCountsChunksBeingWritten: the room an Add makes counts the
-// chunks other Adds are writing at the same time, so concurrent writers
-// do not each fill the limit on their own.
-func TestDiskCountsChunksBeingWritten(t *testing.T) {
+// TestDiskBoundAcrossProcesses: four Disks on one directory write three
+// times the limit between them, concurrently. The shared count and the
+// disk blocks really taken stay within the limit plus one chunk each.
+func TestDiskBoundAcrossProcesses(t *testing.T) {
 	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 4*testChunk)
-	b := newTestBlob(9, 6*testChunk, testChunk)
-	addAll(t, d, testBlob{data: b.data[:4*testChunk], digest: b.digest, cs: testChunk})
-	// Two chunks are being written by other goroutines (as Add records
-	// them while it writes).
-	d.mu.Lock()
-	d.pending += 2 * testChunk
-	d.mu.Unlock()
-	if err := d.Add(b.key(4), b.chunk(4)); err != nil {
-		t.Fatal(err)
+	const limit = 64 * testChunk
+	const procs = 4
+	var wg sync.WaitGroup
+	disks := make([]*Disk, procs)
+	for p := range disks {
+		disks[p] = openTestDisk(t, dir, testChunk, limit)
 	}
-	onDisk, _ := filesSize(t, dir)
-	if onDisk+2*testChunk > 4*testChunk {
-		t.Fatalf("%d bytes on disk beside 2 chunks being written, over the %d-byte limit", onDisk, 4*testChunk)
-	}
-	for i, want := range []bool{false, false, false, true, true} {
-		if d.Has(b.key(int64(i))) != want {
-			t.Fatalf("chunk %d cached %v, want %v", i, !want, want)
+	var mu sync.Mutex
+	var peak, peakBlocks int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Under the eviction lock no chunk moves from one blob to
+			// another while the walk counts them, so the sum is not
+			// inflated by a chunk counted in both.
+			lf, err := os.Open(filepath.Join(dir, "evict.lock"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX)
+			u, a := disks[0].Used(), allocated(t, dir)
+			lf.Close()
+			mu.Lock()
+			peak, peakBlocks = max(peak, u), max(peakBlocks, a)
+			mu.Unlock()
 		}
+	}()
+	for p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 3 {
+				b := newTestBlob(uint64(100+p*10+j), 16*testChunk, testChunk)
+				addAll(t, disks[p], b)
+			}
+		}()
 	}
-	d.mu.Lock()
-	pending := d.pending - 2*testChunk
-	d.pending = 0
-	d.mu.Unlock()
-	if pending != 0 {
-		t.Fatalf("Add left %d bytes recorded as being written", pending)
+	wg.Wait()
+	close(stop)
+	<-sampled
+	if bound := int64(limit + procs*testChunk); peak > bound || peakBlocks > bound {
+		t.Errorf("peak %d bytes counted, %d allocated; want both at most %d (limit %d + one chunk per process)", peak, peakBlocks, bound, limit)
 	}
+	if got := allocated(t, dir); got > limit {
+		t.Errorf("%d bytes allocated after the writes, limit %d", got, limit)
+	}
+	t.Logf("peak %d counted, %d allocated, limit %d, %d written", peak, peakBlocks, limit, 3*limit)
 }
 
+// TestDiskEvictsLeastRecentlyUsed across processes: a chunk read lately
+// by one process outlives older ones when another needs room.
 func TestDiskEvictsLeastRecentlyUsed(t *testing.T) {
-	d := openTestDisk(t, t.TempDir(), testChunk, 4*testChunk)
-	b := newTestBlob(3, 8*testChunk, testChunk)
-	for i := range int64(4) {
-		if err := d.Add(b.key(i), b.chunk(i)); err != nil {
-			t.Fatal(err)
+	dir := t.TempDir()
+	const limit = 8 * testChunk
+	a := openTestDisk(t, dir, testChunk, limit)
+	c := openTestDisk(t, dir, testChunk, limit)
+	old := newTestBlob(4, 8*testChunk, testChunk)
+	addAll(t, a, old)
+	time.Sleep(2 * time.Millisecond)
+	mustRead(t, c, old.key(0), 0, old.chunk(0)) // recently used, by the other process
+	fresh := newTestBlob(5, 2*testChunk, testChunk)
+	addAll(t, a, fresh)
+	mustRead(t, a, old.key(0), 0, old.chunk(0))
+	mustMiss(t, a, old.key(1))
+	for i := range fresh.chunks() {
+		mustRead(t, c, fresh.key(i), 0, fresh.chunk(i))
+	}
+	if u := a.Used(); u > limit {
+		t.Errorf("Used %d over the limit %d", u, limit)
+	}
+}
+
+// TestDiskEvictWhileReading: one process reads chunks over and over while
+// another keeps evicting and rewriting them. A read that hits always has
+// the right bytes; one that raced with an eviction reports a miss.
+func TestDiskEvictWhileReading(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 4 * testChunk
+	r := openTestDisk(t, dir, testChunk, limit)
+	w := openTestDisk(t, dir, testChunk, limit)
+	blobs := []testBlob{newTestBlob(6, 4*testChunk, testChunk), newTestBlob(7, 4*testChunk, testChunk)}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			addAll(t, w, blobs[n%2]) // evicts the other blob
+		}
+	}()
+	hits, misses := 0, 0
+	p := make([]byte, testChunk)
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		for _, b := range blobs {
+			for i := range b.chunks() {
+				ok, err := r.ReadAt(b.key(i), p, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					misses++
+					continue
+				}
+				hits++
+				if !bytes.Equal(p, b.chunk(i)) {
+					t.Fatalf("a hit on %s returned wrong bytes", b.key(i))
+				}
+			}
 		}
 	}
-	mustRead(t, d, b.key(0), 0, b.chunk(0)) // 0 becomes the most recent
-	if err := d.Add(b.key(4), b.chunk(4)); err != nil {
-		t.Fatal(err)
-	}
-	if !d.Has(b.key(0)) {
-		t.Fatal("chunk 0, just read, was evicted")
-	}
-	if d.Has(b.key(1)) {
-		t.Fatal("chunk 1, the least recently used, was kept")
-	}
-	mustRead(t, d, b.key(2), 0, b.chunk(2)) // order now: 3 0 4 2
-	for i := int64(5); i < 7; i++ {
-		if err := d.Add(b.key(i), b.chunk(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, want := range []bool{false, false, true, false, true, true, true} {
-		if d.Has(b.key(int64(i))) != want {
-			t.Fatalf("chunk %d cached %v, want %v", i, !want, want)
-		}
+	close(stop)
+	<-done
+	t.Logf("%d hits, %d misses", hits, misses)
+	if hits == 0 || misses == 0 {
+		t.Errorf("%d hits and %d misses: the reads did not race with evictions", hits, misses)
 	}
 }
 
-// setMtime sets the modification time of chunk k's file.
-func setMtime(t *testing.T, d *Disk, k Key, at time.Time) {
-	t.Helper()
-	if err := os.Chtimes(chunkFile(d, k), at, at); err != nil {
-		t.Fatal(err)
-	}
-}
+const writerEnv = "OSIMAGEFS_TEST_CACHE_WRITER"
 
-func mtime(t *testing.T, d *Disk, k Key) time.Time {
-	t.Helper()
-	st, err := os.Stat(chunkFile(d, k))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.ModTime()
-}
-
-// TestDiskRecencySurvivesReopen: the LRU order is rebuilt from file
-// modification times, and a read refreshes a chunk's time (at most once
-// per touchInterval), so what was read recently survives a restart.
-func TestDiskRecencySurvivesReopen(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 4*testChunk)
-	b := newTestBlob(4, 8*testChunk, testChunk)
-	addAll(t, d, testBlob{data: b.data[:4*testChunk], digest: b.digest, cs: testChunk})
-	// Written long ago, chunk 3 first, chunk 0 last.
-	old := time.Now().Add(-10 * time.Hour)
-	for i := range int64(4) {
-		setMtime(t, d, b.key(i), old.Add(time.Duration(3-i)*time.Minute))
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Reopened, the order comes from the times: 3 is the oldest.
-	d = openTestDisk(t, dir, testChunk, 4*testChunk)
-	if err := d.Add(b.key(4), b.chunk(4)); err != nil {
-		t.Fatal(err)
-	}
-	if d.Has(b.key(3)) || !d.Has(b.key(2)) {
-		t.Fatal("after reopening, the chunk with the oldest file time was not the one evicted")
-	}
-	// Now 2 is the oldest; read it, so that it is the most recent.
-	mustRead(t, d, b.key(2), 0, b.chunk(2))
-	if at := mtime(t, d, b.key(2)); time.Since(at) > time.Minute {
-		t.Fatalf("a read left chunk 2's file time at %s, want it refreshed", at)
-	}
-	// A second read within touchInterval does not touch the file again:
-	// reads cost no metadata write each.
-	setMtime(t, d, b.key(2), old.Add(time.Hour))
-	mustRead(t, d, b.key(2), 0, b.chunk(2))
-	if at := mtime(t, d, b.key(2)); !at.Equal(old.Add(time.Hour)) {
-		t.Fatalf("a second read within %s touched the file again (time %s)", touchInterval, at)
-	}
-	setMtime(t, d, b.key(2), time.Now())
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Reopened again: 2 (read) survives two more chunks; 1 and 0 go.
-	d = openTestDisk(t, dir, testChunk, 4*testChunk)
-	for i := int64(5); i < 7; i++ {
-		if err := d.Add(b.key(i), b.chunk(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, want := range []bool{false, false, true, false, true, true, true} {
-		if d.Has(b.key(int64(i))) != want {
-			t.Fatalf("chunk %d cached %v, want %v", i, !want, want)
-		}
-	}
-}
-
-// TestDiskReadRefreshesFileTime proves that the file time a restart
-// orders by is refreshed by reads, without test-set times: a chunk read
-// after others were written ends up newest on disk.
-func TestDiskReadRefreshesFileTime(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 3*testChunk)
-	b := newTestBlob(5, 4*testChunk, testChunk)
-	if err := d.Add(b.key(0), b.chunk(0)); err != nil {
-		t.Fatal(err)
-	}
-	// Pretend chunk 0 was written before the touch interval.
-	setMtime(t, d, b.key(0), time.Now().Add(-2*touchInterval))
-	d.mu.Lock()
-	if e, ok := d.lru.Peek(d.path(b.key(0))); ok {
-		e.touched = time.Now().Add(-2 * touchInterval).UnixNano()
-	}
-	d.mu.Unlock()
-	for i := int64(1); i < 3; i++ {
-		if err := d.Add(b.key(i), b.chunk(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustRead(t, d, b.key(0), 0, b.chunk(0))
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d = openTestDisk(t, dir, testChunk, 3*testChunk)
-	if err := d.Add(b.key(3), b.chunk(3)); err != nil {
-		t.Fatal(err)
-	}
-	if !d.Has(b.key(0)) || d.Has(b.key(1)) {
-		t.Fatalf("after a restart, read chunk 0 cached %v, chunk 1 (written before the read) cached %v; want true, false", d.Has(b.key(0)), d.Has(b.key(1)))
-	}
-}
-
-func TestDiskRemovesTmpGarbageAtOpen(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 1<<20)
-	b := newTestBlob(6, 2*testChunk, testChunk)
-	addAll(t, d, b)
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// What a process killed in the middle of writes leaves behind.
-	for i := range 3 {
-		p := filepath.Join(dir, "tmp", fmt.Sprintf("chunk-%d", i))
-		if err := os.WriteFile(p, make([]byte, 1000*(i+1)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d = openTestDisk(t, dir, testChunk, 1<<20)
-	ents, err := os.ReadDir(filepath.Join(dir, "tmp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ents) != 0 {
-		t.Fatalf("tmp/ holds %d files after open, want none", len(ents))
-	}
-	if d.Used() != int64(len(b.data)) {
-		t.Fatalf("Used() = %d, want %d: tmp/ files must not count", d.Used(), len(b.data))
-	}
-	for i := range b.chunks() {
-		mustRead(t, d, b.key(i), 0, b.chunk(i))
-	}
-}
-
-func TestDiskTruncatedChunkIsMissing(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 1<<20)
-	b := newTestBlob(7, 3*testChunk, testChunk)
-	addAll(t, d, b)
-
-	// Truncated while open.
-	if err := os.Truncate(chunkFile(d, b.key(1)), testChunk/2); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := d.ReadAt(b.key(1), make([]byte, testChunk), 0); ok || err != nil {
-		t.Fatalf("ReadAt of a truncated chunk = %v, %v; want a miss", ok, err)
-	}
-	mustMiss(t, d, b.key(1))
-	if _, err := os.Stat(chunkFile(d, b.key(1))); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("the truncated chunk file is still there: %v", err)
-	}
-	if got, want := d.Used(), int64(2*testChunk); got != want {
-		t.Fatalf("Used() = %d, want %d", got, want)
-	}
-	if err := d.Add(b.key(1), b.chunk(1)); err != nil { // fetched again
-		t.Fatal(err)
-	}
-	mustRead(t, d, b.key(1), 0, b.chunk(1))
-
-	// Truncated while closed (say, by a full disk): found at reopen, missing
-	// on the first read that needs the lost bytes.
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(chunkFile(d, b.key(2)), 0); err != nil {
-		t.Fatal(err)
-	}
-	d = openTestDisk(t, dir, testChunk, 1<<20)
-	if ok, err := d.ReadAt(b.key(2), make([]byte, testChunk), 0); ok || err != nil {
-		t.Fatalf("ReadAt of a chunk truncated while closed = %v, %v; want a miss", ok, err)
-	}
-	mustMiss(t, d, b.key(2))
-	if onDisk, _ := filesSize(t, dir); onDisk != d.Used() || d.Used() != 2*testChunk {
-		t.Fatalf("Used() = %d, files on disk %d bytes; want both %d", d.Used(), onDisk, 2*testChunk)
-	}
-}
-
-func TestDiskChunkFileRemovedBehindItsBack(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 1<<20)
-	b := newTestBlob(8, 2*testChunk, testChunk)
-	addAll(t, d, b)
-	if err := os.Remove(chunkFile(d, b.key(0))); err != nil {
-		t.Fatal(err)
-	}
-	mustMiss(t, d, b.key(0))
-	if d.Used() != testChunk {
-		t.Fatalf("Used() = %d, want %d", d.Used(), testChunk)
-	}
-}
-
-// TestDiskStaleFindingKeepsNewerChunk: a reader that found a chunk's file
-// missing or short drops the index entry it read, never one written after
-// it looked (which would leave a file on disk the index does not count,
-// and the bound broken).
-func TestDiskStaleFindingKeepsNewerChunk(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 1<<20)
-	b := newTestBlob(12, testChunk, testChunk)
-	rel := d.path(b.key(0))
-	if err := d.Add(b.key(0), b.chunk(0)); err != nil {
-		t.Fatal(err)
-	}
-	d.mu.Lock()
-	e, _ := d.lru.Peek(rel)
-	stale := e.gen
-	d.mu.Unlock()
-	// Evicted and written again meanwhile.
-	if !d.forget(rel, 0) {
-		t.Fatal("forget of an indexed chunk did nothing")
-	}
-	if err := d.Add(b.key(0), b.chunk(0)); err != nil {
-		t.Fatal(err)
-	}
-	d.remove(rel, stale) // what a reader who opened the old file would do
-	mustRead(t, d, b.key(0), 0, b.chunk(0))
-	if onDisk, _ := filesSize(t, dir); onDisk != d.Used() || d.Used() != testChunk {
-		t.Fatalf("Used() = %d, %d bytes on disk; want both %d", d.Used(), onDisk, testChunk)
-	}
-}
-
-func TestDiskBusySameProcess(t *testing.T) {
-	dir := t.TempDir()
-	d := openTestDisk(t, dir, testChunk, 1<<20)
-	_, err := OpenDisk(dir, testChunk, 1<<20, nil)
-	if !errors.Is(err, ErrCacheBusy) {
-		t.Fatalf("second OpenDisk: %v, want ErrCacheBusy", err)
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, dir) || !strings.Contains(msg, "pid "+strconv.Itoa(os.Getpid())) {
-		t.Fatalf("message %q does not name the directory %s and pid %d", msg, dir, os.Getpid())
-	}
-	t.Logf("second OpenDisk: %v", err)
-	// The failed attempt did not break the holder's lock or pid.
-	if _, err := OpenDisk(dir, testChunk, 1<<20, nil); !errors.Is(err, ErrCacheBusy) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
-		t.Fatalf("third OpenDisk: %v", err)
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d2, err := OpenDisk(dir, testChunk, 1<<20, nil)
-	if err != nil {
-		t.Fatalf("OpenDisk after the holder closed: %v", err)
-	}
-	d2.Close()
-}
-
-// holdLockEnv makes the test binary hold the lock on its value (TestMain).
-const holdLockEnv = "OSIMAGEFS_TEST_HOLD_CACHE_LOCK"
-
-// TestMain runs this test binary as the lock holder of
-// TestDiskBusyOtherProcess when holdLockEnv is set, and as the tests
-// otherwise.
+// TestMain runs this test binary as the writer of TestDiskKilledWriter
+// when writerEnv is set, and as the tests otherwise.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(holdLockEnv); dir != "" {
-		holdLock(dir)
+	if dir := os.Getenv(writerEnv); dir != "" {
+		writeForever(dir)
 		return
 	}
 	os.Exit(m.Run())
 }
 
-// holdLock opens the cache at dir, says "locked" and holds the lock until
-// stdin closes or the process is killed.
-func holdLock(dir string) {
-	d, err := OpenDisk(dir, testChunk, 1<<20, nil)
+// writeForever adds the chunks of killBlobs to the cache at dir, round
+// and round (a small limit keeps it evicting too), until killed.
+func writeForever(dir string) {
+	d, err := OpenDisk(dir, testChunk, killLimit, nil)
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	fmt.Println("locked")
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
-	d.Close()
-	os.Exit(0)
+	fmt.Println("writing")
+	for {
+		for _, b := range killBlobs() {
+			for i := range b.chunks() {
+				if err := d.Add(b.key(i), b.size(), b.chunk(i)); err != nil {
+					fmt.Println("error:", err)
+					os.Exit(1)
+				}
+			}
+		}
+	}
 }
 
-func TestDiskBusyOtherProcess(t *testing.T) {
+const killLimit = 48 * testChunk
+
+func killBlobs() []testBlob {
+	return []testBlob{newTestBlob(8, 32*testChunk+5, testChunk), newTestBlob(9, 32*testChunk, testChunk)}
+}
+
+// TestDiskKilledWriter kills a writing process with SIGKILL at many
+// moments while this one reads. No chunk is ever partly there: every
+// chunk present has exactly its bytes, and no lock of the dead process
+// blocks a claim.
+func TestDiskKilledWriter(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), holdLockEnv+"="+dir)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	blobs := killBlobs()
+	reader := openTestDisk(t, dir, testChunk, killLimit)
+	check := func(when string) {
+		t.Helper()
+		p := make([]byte, testChunk)
+		for _, b := range blobs {
+			for i := range b.chunks() {
+				q := p[:len(b.chunk(i))]
+				if ok, err := reader.ReadAt(b.key(i), q, 0); err != nil {
+					t.Fatal(err)
+				} else if ok && !bytes.Equal(q, b.chunk(i)) {
+					t.Fatalf("%s: %s is present with wrong bytes", when, b.key(i))
+				}
+			}
+		}
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	for round := range 8 {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), writerEnv+"="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "writing\n" {
+			_ = cmd.Process.Kill()
+			t.Fatalf("writer: %q, %v", line, err)
+		}
+		for end := time.Now().Add(time.Duration(20+round*15) * time.Millisecond); time.Now().Before(end); {
+			check("while writing")
+		}
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		check("after the kill")
+		for _, b := range blobs {
+			for i := range b.chunks() {
+				r, err := reader.Claim(b.key(i), b.size())
+				if err != nil || r == Busy {
+					t.Fatalf("round %d: claim of %s after the writer died = %v, %v", round, b.key(i), r, err)
+				}
+				if r == Claimed {
+					reader.Release(b.key(i))
+				}
+			}
+		}
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if got := allocated(t, dir); got > killLimit+2*testChunk {
+		t.Errorf("%d bytes allocated, limit %d", got, killLimit)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "locked" {
-		t.Fatalf("helper process: %q, %v", line, err)
+	// A reopen recounts: the shared count is exact again.
+	d := openTestDisk(t, dir, testChunk, killLimit)
+	var want int64
+	for _, b := range blobs {
+		want += d.CachedBytes(b.digest)
 	}
-
-	_, err = OpenDisk(dir, testChunk, 1<<20, nil)
-	if !errors.Is(err, ErrCacheBusy) {
-		t.Fatalf("OpenDisk while another process holds the cache: %v, want ErrCacheBusy", err)
+	if got := d.Used(); got != want {
+		t.Errorf("Used after reopen = %d, chunks present %d", got, want)
 	}
-	if msg := err.Error(); !strings.Contains(msg, dir) || !strings.Contains(msg, "pid "+strconv.Itoa(cmd.Process.Pid)) {
-		t.Fatalf("message %q does not name the directory %s and the holder's pid %d", msg, dir, cmd.Process.Pid)
-	}
-	t.Logf("OpenDisk while pid %d holds it: %v", cmd.Process.Pid, err)
-
-	// The lock dies with its process, even on SIGKILL.
-	_ = stdin // kept open: the helper would exit cleanly if it closed
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	d, err := OpenDisk(dir, testChunk, 1<<20, nil)
-	if err != nil {
-		t.Fatalf("OpenDisk after the holder was killed: %v", err)
-	}
-	d.Close()
 }
 
 func TestOpenDiskRejectsBadSizes(t *testing.T) {
@@ -642,17 +469,93 @@ func TestOpenDiskRejectsBadSizes(t *testing.T) {
 	}
 }
 
+// TestDiskSmallerLimitAtOpen: a process opening with a smaller limit
+// brings the whole cache under it.
+func TestDiskSmallerLimitAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	d := openTestDisk(t, dir, testChunk, 64*testChunk)
+	addAll(t, d, newTestBlob(10, 32*testChunk, testChunk))
+	d2 := openTestDisk(t, dir, testChunk, 8*testChunk)
+	if u, a := d2.Used(), allocated(t, dir); u > 8*testChunk || a > 8*testChunk {
+		t.Errorf("after opening with a limit of %d: %d counted, %d allocated", 8*testChunk, u, a)
+	}
+}
+
+// TestDiskBadIndex: an index this version did not write is no hit, no
+// panic, and is replaced.
+func TestDiskBadIndex(t *testing.T) {
+	dir := t.TempDir()
+	d := openTestDisk(t, dir, testChunk, 1<<20)
+	b := newTestBlob(11, 3*testChunk, testChunk)
+	addAll(t, d, b)
+	d.Close()
+	index := filepath.Join(dir, "v2", strconv.Itoa(testChunk), "sha256", b.digest.Encoded(), "index")
+	for _, tc := range []struct {
+		name string
+		mess func() error
+	}{
+		{"truncated", func() error { return os.Truncate(index, 70) }},
+		{"wrong magic", func() error { return os.WriteFile(index, bytes.Repeat([]byte{0xff}, 64+16*3), 0o600) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.mess(); err != nil {
+				t.Fatal(err)
+			}
+			d := openTestDisk(t, dir, testChunk, 1<<20)
+			mustMiss(t, d, b.key(0))
+			addAll(t, d, b)
+			mustRead(t, d, b.key(2), 0, b.chunk(2))
+			d.Close()
+		})
+	}
+}
+
+// TestDiskRemovesEmptyBlobs: a blob whose chunks were all evicted goes
+// once no process has it open.
+func TestDiskRemovesEmptyBlobs(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 4 * testChunk
+	a := openTestDisk(t, dir, testChunk, limit)
+	gone := newTestBlob(12, 4*testChunk, testChunk)
+	addAll(t, a, gone)
+	a.Close()
+	c := openTestDisk(t, dir, testChunk, limit)
+	addAll(t, c, newTestBlob(13, 4*testChunk, testChunk))
+	addAll(t, c, newTestBlob(14, 4*testChunk, testChunk)) // a second pass sees gone empty
+	if _, err := os.Stat(filepath.Join(dir, "v2", strconv.Itoa(testChunk), "sha256", gone.digest.Encoded())); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the evicted blob's directory: %v, want it removed", err)
+	}
+}
+
+// TestDiskRemovesOldLayout: the one-file-per-chunk cache of an older
+// version is removed at open.
+func TestDiskRemovesOldLayout(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "v1", "4096", "sha256", "ab", "0")
+	if err := os.MkdirAll(filepath.Dir(old), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openTestDisk(t, dir, testChunk, 1<<20)
+	if _, err := os.Stat(filepath.Join(dir, "v1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("v1 after open: %v, want it removed", err)
+	}
+}
+
 func TestDiskVerify(t *testing.T) {
 	ctx := context.Background()
-	t.Run("good blob is marked verified, across reopen", func(t *testing.T) {
+	t.Run("good blob is marked verified, for every process", func(t *testing.T) {
 		dir := t.TempDir()
 		d := openTestDisk(t, dir, testChunk, 1<<20)
+		other := openTestDisk(t, dir, testChunk, 1<<20)
 		b := newTestBlob(20, 5*testChunk+17, testChunk)
 		for i := range b.chunks() {
 			if d.NeedsVerify(b.digest, b.chunks()) {
 				t.Fatalf("NeedsVerify true with %d of %d chunks", i, b.chunks())
 			}
-			if err := d.Add(b.key(i), b.chunk(i)); err != nil {
+			if err := d.Add(b.key(i), b.size(), b.chunk(i)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -660,296 +563,44 @@ func TestDiskVerify(t *testing.T) {
 			t.Fatal("NeedsVerify false for a complete, unverified blob")
 		}
 		if err := d.Verify(ctx, b.digest, b.chunks()); err != nil {
-			t.Fatalf("Verify: %v", err)
-		}
-		if !d.Verified(b.digest) || d.NeedsVerify(b.digest, b.chunks()) {
-			t.Fatal("a blob that passed is not recorded as verified")
-		}
-		if err := d.Close(); err != nil {
 			t.Fatal(err)
 		}
-		d = openTestDisk(t, dir, testChunk, 1<<20)
-		if !d.Verified(b.digest) || d.NeedsVerify(b.digest, b.chunks()) {
-			t.Fatal("verified is lost across reopen")
-		}
-		for i := range b.chunks() {
-			mustRead(t, d, b.key(i), 0, b.chunk(i))
+		if !other.Verified(b.digest) || other.NeedsVerify(b.digest, b.chunks()) {
+			t.Error("the other process does not see the blob verified")
 		}
 	})
-
-	t.Run("corrupted blob fails and its chunks are removed", func(t *testing.T) {
-		dir := t.TempDir()
-		d := openTestDisk(t, dir, testChunk, 1<<20)
-		b := newTestBlob(21, 4*testChunk+1, testChunk)
-		bad := bytes.Clone(b.chunk(2))
-		bad[100] ^= 0x01
-		other := newTestBlob(22, 2*testChunk, testChunk) // an unrelated blob stays
-		addAll(t, d, other)
-		for i := range b.chunks() {
-			c := b.chunk(i)
-			if i == 2 {
-				c = bad
-			}
-			if err := d.Add(b.key(i), c); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := d.Verify(ctx, b.digest, b.chunks())
+	t.Run("a bad blob is dropped", func(t *testing.T) {
+		d := openTestDisk(t, t.TempDir(), testChunk, 1<<20)
+		b := newTestBlob(21, 3*testChunk, testChunk)
+		bad := b
+		bad.data = bytes.Clone(b.data)
+		bad.data[testChunk+5] ^= 1
+		addAll(t, d, bad)
 		var mm *DigestMismatchError
-		if !errors.As(err, &mm) {
-			t.Fatalf("Verify of a corrupted blob: %v, want *DigestMismatchError", err)
-		}
-		wrong := bytes.Clone(b.data)
-		wrong[2*testChunk+100] ^= 0x01
-		if mm.Digest != b.digest || mm.Got != digest.FromBytes(wrong) {
-			t.Fatalf("mismatch error names %s (got %s), want %s (got %s)", mm.Digest, mm.Got, b.digest, digest.FromBytes(wrong))
-		}
-		if !strings.Contains(err.Error(), b.digest.String()) {
-			t.Fatalf("message %q does not name the blob", err)
-		}
-		if d.Verified(b.digest) {
-			t.Fatal("a corrupted blob is recorded as verified")
+		if err := d.Verify(ctx, b.digest, b.chunks()); !errors.As(err, &mm) || mm.Digest != b.digest {
+			t.Fatalf("Verify = %v, want a DigestMismatchError for %s", err, b.digest)
 		}
 		for i := range b.chunks() {
 			mustMiss(t, d, b.key(i))
-			if _, err := os.Stat(chunkFile(d, b.key(i))); !errors.Is(err, fs.ErrNotExist) {
-				t.Fatalf("chunk file %d is still there: %v", i, err)
-			}
-		}
-		if d.NeedsVerify(b.digest, b.chunks()) {
-			t.Fatal("NeedsVerify true after the chunks were dropped")
-		}
-		if d.Used() != int64(len(other.data)) {
-			t.Fatalf("Used() = %d, want %d (the other blob)", d.Used(), len(other.data))
-		}
-		for i := range other.chunks() {
-			mustRead(t, d, other.key(i), 0, other.chunk(i))
-		}
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
-		d = openTestDisk(t, dir, testChunk, 1<<20)
-		if d.Verified(b.digest) || d.Has(b.key(0)) {
-			t.Fatal("the corrupted blob came back after reopen")
-		}
-	})
-
-	t.Run("a verified marker without chunks is dropped at open", func(t *testing.T) {
-		dir := t.TempDir()
-		d := openTestDisk(t, dir, testChunk, 1<<20)
-		b := newTestBlob(26, 2*testChunk, testChunk)
-		addAll(t, d, b)
-		if err := d.Verify(ctx, b.digest, b.chunks()); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
-		for i := range b.chunks() { // removed by hand, behind the cache's back
-			if err := os.Remove(chunkFile(d, b.key(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		d = openTestDisk(t, dir, testChunk, 1<<20)
-		if d.Verified(b.digest) {
-			t.Fatal("a blob with no chunks left is verified")
-		}
-		if _, err := os.Stat(filepath.Join(filepath.Dir(chunkFile(d, b.key(0))), "verified")); !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("stale verified marker left: %v", err)
-		}
-		addAll(t, d, b)
-		if !d.NeedsVerify(b.digest, b.chunks()) {
-			t.Fatal("fetched again, the blob is not to be verified again")
-		}
-	})
-
-	t.Run("missing chunk is ErrIncomplete", func(t *testing.T) {
-		d := openTestDisk(t, t.TempDir(), testChunk, 1<<20)
-		b := newTestBlob(23, 3*testChunk, testChunk)
-		if err := d.Add(b.key(0), b.chunk(0)); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Add(b.key(2), b.chunk(2)); err != nil {
-			t.Fatal(err)
-		}
-		err := d.Verify(ctx, b.digest, b.chunks())
-		if !errors.Is(err, ErrIncomplete) {
-			t.Fatalf("Verify with chunk 1 missing: %v, want ErrIncomplete", err)
 		}
 		if d.Verified(b.digest) {
-			t.Fatal("an incomplete blob is recorded as verified")
+			t.Error("a bad blob is marked verified")
 		}
-		// Nothing was dropped: the chunks are still good.
-		mustRead(t, d, b.key(0), 0, b.chunk(0))
-		mustRead(t, d, b.key(2), 0, b.chunk(2))
 	})
-
-	t.Run("evicting a chunk of a verified blob unverifies it, across reopen", func(t *testing.T) {
+	t.Run("an evicted chunk clears the mark", func(t *testing.T) {
 		dir := t.TempDir()
 		d := openTestDisk(t, dir, testChunk, 4*testChunk)
-		b := newTestBlob(24, 3*testChunk, testChunk)
+		b := newTestBlob(22, 4*testChunk, testChunk)
 		addAll(t, d, b)
 		if err := d.Verify(ctx, b.digest, b.chunks()); err != nil {
 			t.Fatal(err)
 		}
-		x := digest.FromString("x")
-		for i := range int64(2) { // the second evicts chunk 0 of b
-			if err := d.Add(Key{Digest: x, Index: i}, make([]byte, testChunk)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if d.Verified(b.digest) || d.Has(b.key(0)) {
-			t.Fatal("the blob is still verified after its chunk 0 was evicted")
-		}
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
-		d = openTestDisk(t, dir, testChunk, 4*testChunk)
+		addAll(t, openTestDisk(t, dir, testChunk, 4*testChunk), newTestBlob(23, testChunk, testChunk))
 		if d.Verified(b.digest) {
-			t.Fatal("the verified marker survived the eviction")
+			t.Error("still verified with a chunk evicted")
 		}
-		mustRead(t, d, b.key(1), 0, b.chunk(1)) // so that chunk 0 comes back
-		mustRead(t, d, b.key(2), 0, b.chunk(2)) // in place of x's chunk 0
-		if err := d.Add(b.key(0), b.chunk(0)); err != nil {
-			t.Fatal(err)
-		}
-		if !d.NeedsVerify(b.digest, b.chunks()) {
-			t.Fatal("a complete blob whose chunk was fetched again does not need verifying")
+		if err := d.Verify(ctx, b.digest, b.chunks()); !errors.Is(err, ErrIncomplete) {
+			t.Errorf("Verify of an incomplete blob = %v, want ErrIncomplete", err)
 		}
 	})
-
-	t.Run("a chunk dropped as truncated unverifies its blob", func(t *testing.T) {
-		dir := t.TempDir()
-		d := openTestDisk(t, dir, testChunk, 1<<20)
-		b := newTestBlob(25, 3*testChunk, testChunk)
-		addAll(t, d, b)
-		if err := d.Verify(ctx, b.digest, b.chunks()); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(chunkFile(d, b.key(1)), 10); err != nil {
-			t.Fatal(err)
-		}
-		if ok, _ := d.ReadAt(b.key(1), make([]byte, testChunk), 0); ok {
-			t.Fatal("hit on a truncated chunk")
-		}
-		if d.Verified(b.digest) {
-			t.Fatal("the blob is still verified after its chunk 1 was dropped")
-		}
-		if err := d.Add(b.key(1), b.chunk(1)); err != nil {
-			t.Fatal(err)
-		}
-		if !d.NeedsVerify(b.digest, b.chunks()) {
-			t.Fatal("complete again but not to be verified again")
-		}
-	})
-}
-
-// TestDiskConcurrent hammers one Disk from many goroutines (run it with
-// -race): the accounting stays exact and the bound holds.
-func TestDiskConcurrent(t *testing.T) {
-	dir := t.TempDir()
-	const limit = 16 * testChunk
-	d := openTestDisk(t, dir, testChunk, limit)
-	blobs := make([]testBlob, 4)
-	for i := range blobs {
-		blobs[i] = newTestBlob(uint64(30+i), 12*testChunk, testChunk)
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for g := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(g), 1))
-			p := make([]byte, testChunk)
-			for range 400 {
-				b := blobs[r.IntN(len(blobs))]
-				i := r.Int64N(b.chunks())
-				if r.IntN(3) == 0 {
-					if err := d.Add(b.key(i), b.chunk(i)); err != nil {
-						errs <- err
-						return
-					}
-					continue
-				}
-				ok, err := d.ReadAt(b.key(i), p, 0)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if ok && !bytes.Equal(p, b.chunk(i)) {
-					errs <- fmt.Errorf("%s: wrong bytes", b.key(i))
-					return
-				}
-				if used := d.Used(); used > limit {
-					errs <- fmt.Errorf("Used() = %d > limit %d", used, limit)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	d.mu.Lock()
-	pending := d.pending
-	d.mu.Unlock()
-	if pending != 0 {
-		t.Fatalf("%d bytes still recorded as being written after all Adds returned", pending)
-	}
-	onDisk, files := filesSize(t, dir)
-	if onDisk != d.Used() || d.Used() > limit {
-		t.Fatalf("Used() = %d, files on disk %d bytes in %d files; limit %d", d.Used(), onDisk, files, limit)
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d = openTestDisk(t, dir, testChunk, limit)
-	if d.Used() != onDisk {
-		t.Fatalf("reopened: Used() = %d, want %d", d.Used(), onDisk)
-	}
-}
-
-func BenchmarkDiskReadAtHit(b *testing.B) {
-	for _, size := range []int{4 << 10, 1 << 20} {
-		b.Run(strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
-			d := openTestDisk(b, b.TempDir(), 1<<20, 64<<20)
-			dg := digest.FromString("blob")
-			for i := range int64(16) {
-				if err := d.Add(Key{dg, i}, fixture.RandomBytes(uint64(i), 1<<20)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			p := make([]byte, size)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if ok, err := d.ReadAt(Key{dg, int64(i % 16)}, p, int64(i%4)*int64(size)%(1<<20)); !ok || err != nil {
-					b.Fatal("miss", err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkDiskMissThenAdd is the miss path: a look-up that misses, then
-// the chunk written (tmp file, rename) with eviction of the oldest.
-func BenchmarkDiskMissThenAdd(b *testing.B) {
-	d := openTestDisk(b, b.TempDir(), 1<<20, 16<<20)
-	dg := digest.FromString("blob")
-	c := fixture.RandomBytes(1, 1<<20)
-	p := make([]byte, 1<<20)
-	b.SetBytes(1 << 20)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		k := Key{dg, int64(i)}
-		if ok, _ := d.ReadAt(k, p, 0); ok {
-			b.Fatal("hit")
-		}
-		if err := d.Add(k, c); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

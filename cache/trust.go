@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrUnsafeDir: a directory of the disk cache could be changed by another
@@ -58,46 +57,34 @@ func checkDir(p string, fi fs.FileInfo) error {
 	return nil
 }
 
-// emptyTmp removes what a process killed while writing left in dir
-// (tmp/). It opens dir without following a symbolic link, checks the
-// directory it opened, and unlinks each entry relative to it: unlinkat
-// never follows a link, so neither a link planted in dir nor dir swapped
-// for one after the check can turn the removals onto files elsewhere.
-// Subdirectories (never made by the cache) are left alone.
-func emptyTmp(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			fi, lerr := os.Lstat(dir)
-			if lerr == nil {
-				if cerr := checkDir(dir, fi); cerr != nil {
-					return cerr
-				}
+// checkTree holds everything below dir (the blob directories) to the rule
+// of checkDir, and accepts nothing but directories and regular files: a
+// symbolic link there would make a read or a write follow it out of the
+// cache.
+func checkTree(dir string) error {
+	err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
 			}
+			return err
 		}
-		return fmt.Errorf("open disk cache directory %s: %w", dir, err)
+		info, err := de.Info() // lstat: WalkDir follows no link
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		switch {
+		case de.IsDir():
+			return checkDir(p, info)
+		case info.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%w: %s is a symbolic link, which the cache never makes; remove it", ErrUnsafeDir, p)
+		case !info.Mode().IsRegular():
+			return fmt.Errorf("%w: %s is not a regular file (mode %s); remove it", ErrUnsafeDir, p, info.Mode())
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrUnsafeDir) {
+		return fmt.Errorf("scan disk cache %s: %w", dir, err)
 	}
-	f := os.NewFile(uintptr(fd), dir)
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("disk cache directory %s: %w", dir, err)
-	}
-	if err := checkDir(dir, fi); err != nil {
-		return err
-	}
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return fmt.Errorf("list disk cache directory %s: %w", dir, err)
-	}
-	for _, name := range names {
-		_ = unix.Unlinkat(fd, name, 0)
-	}
-	return nil
-}
-
-// openChunk opens a chunk file for reading; a symbolic link in its place
-// is refused (ELOOP) rather than followed.
-func openChunk(p string) (*os.File, error) {
-	return os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	return err
 }

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/osimagefs/osimagefs/test/fixture"
+	"golang.org/x/sys/unix"
 )
 
 // otherUID owns the directories of the "another user's" case: nobody.
@@ -20,7 +22,7 @@ const otherUID = 65534
 // naming the path and saying what is wrong, and must not touch the files
 // outside that the plant points at.
 func TestOpenDiskRefusesUnsafeDir(t *testing.T) {
-	dataDir := filepath.Join("v1", strconv.Itoa(testChunk))
+	dataDir := filepath.Join("v2", strconv.Itoa(testChunk))
 	tests := []struct {
 		name string
 		// plant prepares the cache root (already made, mode 0700) and
@@ -38,12 +40,12 @@ func TestOpenDiskRefusesUnsafeDir(t *testing.T) {
 			symlink(t, outside, filepath.Join(root, "tmp"))
 			return root, filepath.Join(root, "tmp")
 		}, "symbolic link", false},
-		{"symlinked v1", func(t *testing.T, root, outside string) (string, string) {
-			symlink(t, outside, filepath.Join(root, "v1"))
-			return root, filepath.Join(root, "v1")
+		{"symlinked v2", func(t *testing.T, root, outside string) (string, string) {
+			symlink(t, outside, filepath.Join(root, "v2"))
+			return root, filepath.Join(root, "v2")
 		}, "symbolic link", false},
 		{"symlinked chunk size directory", func(t *testing.T, root, outside string) (string, string) {
-			mkdir(t, filepath.Join(root, "v1"), 0o700)
+			mkdir(t, filepath.Join(root, "v2"), 0o700)
 			symlink(t, outside, filepath.Join(root, dataDir))
 			return root, filepath.Join(root, dataDir)
 		}, "symbolic link", false},
@@ -56,12 +58,16 @@ func TestOpenDiskRefusesUnsafeDir(t *testing.T) {
 		{"symlinked chunk file", func(t *testing.T, root, outside string) (string, string) {
 			blob := filepath.Join(root, dataDir, "sha256", strings.Repeat("ab", 32))
 			mkdir(t, blob, 0o700)
-			symlink(t, filepath.Join(outside, "victim"), filepath.Join(blob, "0"))
-			return root, filepath.Join(blob, "0")
+			symlink(t, filepath.Join(outside, "victim"), filepath.Join(blob, "data"))
+			return root, filepath.Join(blob, "data")
 		}, "symbolic link", false},
-		{"symlinked lock file", func(t *testing.T, root, outside string) (string, string) {
-			symlink(t, filepath.Join(outside, "victim"), filepath.Join(root, "lock"))
-			return root, filepath.Join(root, "lock")
+		{"symlinked eviction lock", func(t *testing.T, root, outside string) (string, string) {
+			symlink(t, filepath.Join(outside, "victim"), filepath.Join(root, "evict.lock"))
+			return root, filepath.Join(root, "evict.lock")
+		}, "symbolic link", false},
+		{"symlinked usage counter", func(t *testing.T, root, outside string) (string, string) {
+			symlink(t, filepath.Join(outside, "victim"), filepath.Join(root, "usage"))
+			return root, filepath.Join(root, "usage")
 		}, "symbolic link", false},
 		{"group-writable root", func(t *testing.T, root, outside string) (string, string) {
 			chmod(t, root, 0o770)
@@ -132,7 +138,7 @@ func TestOpenDiskMakesPrivateDirs(t *testing.T) {
 	root := filepath.Join(base, "a", "b", "cache")
 	openTestDisk(t, root, testChunk, 1<<20)
 	for _, p := range []string{filepath.Join(base, "a"), filepath.Join(base, "a", "b"), root,
-		filepath.Join(root, "tmp"), filepath.Join(root, "v1"), filepath.Join(root, "v1", strconv.Itoa(testChunk))} {
+		filepath.Join(root, "tmp"), filepath.Join(root, "v2"), filepath.Join(root, "v2", strconv.Itoa(testChunk))} {
 		fi, err := os.Lstat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -157,12 +163,23 @@ func TestOpenDiskKeepsTargetsOfLinksInTmp(t *testing.T) {
 	}
 	symlink(t, victim, filepath.Join(root, "tmp", "chunk-file"))
 	symlink(t, outside, filepath.Join(root, "tmp", "chunk-dir"))
+	// Only what is older than staleTmp is garbage: a fresh entry may be
+	// another process's work in progress.
+	longAgo := []unix.Timespec{unix.NsecToTimespec(time.Now().Add(-2 * staleTmp).UnixNano()), unix.NsecToTimespec(time.Now().Add(-2 * staleTmp).UnixNano())}
+	for _, l := range []string{"chunk-file", "chunk-dir"} {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, "tmp", l), longAgo, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "tmp", "blob-fresh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	openTestDisk(t, root, testChunk, 1<<20)
 	if got, err := os.ReadFile(victim); err != nil || !bytes.Equal(got, content) {
 		t.Errorf("the file a link in tmp/ points at was changed: %q, %v", got, err)
 	}
-	if ents, err := os.ReadDir(filepath.Join(root, "tmp")); err != nil || len(ents) != 0 {
-		t.Errorf("tmp/ after open: %v, %v; want it empty", ents, err)
+	if ents, err := os.ReadDir(filepath.Join(root, "tmp")); err != nil || len(ents) != 1 || ents[0].Name() != "blob-fresh" {
+		t.Errorf("tmp/ after open: %v, %v; want only blob-fresh", ents, err)
 	}
 }
 

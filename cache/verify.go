@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -26,78 +24,95 @@ func (e *DigestMismatchError) Error() string {
 }
 
 // NeedsVerify reports whether all n chunks of blob dg are on disk and it
-// has not been verified yet.
+// has not been verified yet (by any process).
 func (d *Disk) NeedsVerify(dg digest.Digest, n int64) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return !d.verified[dg] && d.perBlob[dg] >= n
+	b, err := d.blob(dg, 0, false)
+	if err != nil || b == nil || b.chunks != n || b.verified() {
+		return false
+	}
+	_, ok := b.states()
+	return ok
 }
 
-// Verified reports whether blob dg is complete on disk and matched its digest.
+// Verified reports whether blob dg is complete on disk and matched its
+// digest.
 func (d *Disk) Verified(dg digest.Digest) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.verified[dg]
+	b, err := d.blob(dg, 0, false)
+	return err == nil && b != nil && b.verified()
 }
 
-// Verify hashes the n chunks of blob dg in order. On a match it records the
-// blob as verified (persistently); on a mismatch it deletes the blob's
-// chunks and returns a *DigestMismatchError. ErrIncomplete means a chunk
-// went missing meanwhile (evicted), so nothing can be said.
+// Verify hashes blob dg, whose n chunks are all on disk. On a match it
+// marks the blob verified, for every process; on a mismatch it evicts
+// the blob's chunks and returns a *DigestMismatchError. ErrIncomplete
+// means a chunk went missing, or was evicted while being hashed, so
+// nothing can be said.
 func (d *Disk) Verify(ctx context.Context, dg digest.Digest, n int64) error {
-	if err := dg.Validate(); err != nil {
+	b, err := d.blob(dg, 0, false)
+	if err != nil {
 		return fmt.Errorf("verify %s: %w", dg, err)
 	}
+	if b == nil || b.chunks != n {
+		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
+	}
+	before, ok := b.states()
+	if !ok {
+		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
+	}
 	h := dg.Algorithm().Hash()
-	for i := int64(0); i < n; i++ {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("verify %s: %w", dg, err)
-		}
-		k := Key{Digest: dg, Index: i}
-		if err := hashFile(h, filepath.Join(d.root, d.path(k))); err != nil {
-			return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
-		}
+	if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(b.data, 0, b.size)}); err != nil {
+		return fmt.Errorf("verify %s: %w", dg, err)
+	}
+	if !b.unchanged(before) {
+		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
 	if got := digest.NewDigest(dg.Algorithm(), h); got != dg {
-		d.dropBlob(dg, n)
+		for i := range b.chunks {
+			d.evictChunk(b, i)
+		}
 		return &DigestMismatchError{Digest: dg, Got: got}
 	}
-	// The marker goes first and the mark only if every chunk is still
-	// indexed: a chunk evicted meanwhile must not leave a blob marked
-	// verified, in memory or on disk, that is not complete. (Eviction
-	// removes the marker of a marked blob; before the mark, it is ours to
-	// remove.)
-	marker := filepath.Join(d.root, filepath.Dir(d.path(Key{Digest: dg})), "verified")
-	if err := os.WriteFile(marker, nil, 0o600); err != nil {
-		return fmt.Errorf("record %s as verified: %w", dg, err)
-	}
-	d.mu.Lock()
-	complete := d.perBlob[dg] >= n
-	if complete {
-		d.verified[dg] = true
-	}
-	d.mu.Unlock()
-	if !complete {
-		_ = os.Remove(marker)
+	// The mark goes first and stays only if no chunk changed: an eviction
+	// changes its slot before it clears the mark, so either this check
+	// sees the change or that clearing comes after this mark.
+	b.setVerified(true)
+	if !b.unchanged(before) {
+		b.setVerified(false)
 		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
 	return nil
 }
 
-// dropBlob deletes every chunk of blob dg.
-func (d *Disk) dropBlob(dg digest.Digest, n int64) {
-	for i := int64(0); i < n; i++ {
-		d.remove(d.path(Key{Digest: dg, Index: i}), 0)
+// states returns the state of every chunk, and whether all are present.
+func (b *blobFile) states() ([]uint64, bool) {
+	s := make([]uint64, b.chunks)
+	for i := range b.chunks {
+		s[i] = b.state(i).Load()
+		if !present(s[i]) {
+			return nil, false
+		}
 	}
+	return s, true
 }
 
-// hashFile feeds the content of file p to h.
-func hashFile(h io.Writer, p string) error {
-	f, err := openChunk(p)
-	if err != nil {
-		return err
+// unchanged reports whether no chunk's state moved from before.
+func (b *blobFile) unchanged(before []uint64) bool {
+	for i := range b.chunks {
+		if b.state(i).Load() != before[i] {
+			return false
+		}
 	}
-	defer f.Close()
-	_, err = io.Copy(h, f)
-	return err
+	return true
+}
+
+// ctxReader stops a long read when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

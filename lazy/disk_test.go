@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -44,26 +42,22 @@ func openDisk(t *testing.T, dir string, chunkSize, limit int64) *cache.Disk {
 	return d
 }
 
-// chunkFiles lists the chunk files of blob dg under the cache directory.
-func chunkFiles(t *testing.T, root string, dg digest.Digest) []string {
+// chunksOnDisk counts the chunks of blob dg (of size bytes) that another
+// process opening the cache directory dir would find.
+func chunksOnDisk(t *testing.T, dir string, cs int64, dg digest.Digest, size int64) int64 {
 	t.Helper()
-	var files []string
-	err := filepath.WalkDir(filepath.Join(root, "v1"), func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !de.IsDir() && de.Name() != "verified" && filepath.Base(filepath.Dir(p)) == dg.Encoded() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	d, err := cache.OpenDisk(dir, cs, 64<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return files
+	defer d.Close()
+	var n int64
+	for i := range numChunks(size, cs) {
+		if d.Has(cache.Key{Digest: dg, Index: i}) {
+			n++
+		}
+	}
+	return n
 }
 
 // readAll reads the whole blob with reads of step bytes.
@@ -123,8 +117,8 @@ func TestDiskFilledAndServedAfterRestart(t *testing.T) {
 	if disk.Used() != int64(len(data)) {
 		t.Fatalf("disk cache holds %d bytes, want %d", disk.Used(), len(data))
 	}
-	if files := chunkFiles(t, dir, dg); int64(len(files)) != chunks {
-		t.Fatalf("%d chunk files on disk, want %d", len(files), chunks)
+	if n := chunksOnDisk(t, dir, cs, dg, int64(len(data))); n != chunks {
+		t.Fatalf("%d chunks on disk, want %d", n, chunks)
 	}
 	waitFor(t, "the complete blob to be verified", func() bool { return disk.Verified(dg) })
 	coldRequests := src.requests.Load()
@@ -216,8 +210,8 @@ func TestDiskCorruptBlobFailsAfterCompletion(t *testing.T) {
 		t.Fatal("the read before completion is not the source's bytes (one flipped)")
 	}
 	f.diskq.wait() // every chunk fetched is on disk
-	if files := chunkFiles(t, dir, dg); len(files) != 10 {
-		t.Fatalf("%d chunk files before completion, want 10", len(files))
+	if n := chunksOnDisk(t, dir, cs, dg, int64(len(data))); n != 10 {
+		t.Fatalf("%d chunks on disk before completion, want 10", n)
 	}
 	if _, err := b.ReadAt(context.Background(), p, 0); err != nil {
 		t.Fatalf("read again before completion: %v", err)
@@ -242,8 +236,8 @@ func TestDiskCorruptBlobFailsAfterCompletion(t *testing.T) {
 		t.Fatalf("error %q does not name the blob", err)
 	}
 	t.Logf("read after verification: %v", err)
-	if files := chunkFiles(t, dir, dg); len(files) != 0 {
-		t.Fatalf("%d chunk files of the corrupt blob are left: %v", len(files), files)
+	if n := chunksOnDisk(t, dir, cs, dg, int64(len(data))); n != 0 {
+		t.Fatalf("%d chunks of the corrupt blob are left", n)
 	}
 	if disk.Used() != 0 || disk.Verified(dg) || disk.Has(cache.Key{Digest: dg, Index: 0}) {
 		t.Fatalf("disk cache: %d bytes used, verified %v; want 0, false", disk.Used(), disk.Verified(dg))
@@ -263,8 +257,8 @@ func TestDiskCorruptBlobFailsAfterCompletion(t *testing.T) {
 	if n := src.requests.Load() - before; n != 0 {
 		t.Fatalf("%d requests for a blob known to be corrupt", n)
 	}
-	if files := chunkFiles(t, dir, dg); len(files) != 0 {
-		t.Fatalf("the corrupt blob came back on disk: %v", files)
+	if n := chunksOnDisk(t, dir, cs, dg, int64(len(data))); n != 0 {
+		t.Fatalf("the corrupt blob came back on disk: %d chunks", n)
 	}
 	// Only that blob is condemned: another blob of the same Fetcher reads,
 	// fills the disk and verifies fine.

@@ -42,12 +42,16 @@ type Cache interface {
 	RemoveBlob(d digest.Digest)
 }
 
-// DiskCache holds chunks persistently and verifies complete blobs;
-// cache.Disk is one.
+// DiskCache holds chunks persistently, shared with other processes, and
+// verifies complete blobs; cache.Disk is one. A chunk is claimed before it
+// is fetched, so that only one fetcher in any process fetches it; Add (of
+// a blob of size bytes) ends the claim, and so does Release.
 type DiskCache interface {
 	ReadAt(k cache.Key, p []byte, off int64) (bool, error)
 	Has(k cache.Key) bool
-	Add(k cache.Key, b []byte) error
+	Claim(k cache.Key, size int64) (cache.ClaimResult, error)
+	Release(k cache.Key)
+	Add(k cache.Key, size int64, b []byte) error
 	NeedsVerify(d digest.Digest, chunks int64) bool
 	Verify(ctx context.Context, d digest.Digest, chunks int64) error
 }
@@ -224,6 +228,9 @@ func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight, h 
 		f.flights.land(k, fls[len(fls)-1], b, nil)
 		last, fls = last-1, fls[:len(fls)-1]
 	}
+	if f.opts.Disk != nil {
+		first, fls = f.claimOnDisk(d, size, first, fls, h)
+	}
 	if len(fls) == 0 {
 		return
 	}
@@ -242,7 +249,9 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 	landed := 0
 	fail := func(err error) {
 		for j := landed; j < len(fls); j++ {
-			f.flights.land(cache.Key{Digest: d, Index: first + int64(j)}, fls[j], nil, err)
+			k := cache.Key{Digest: d, Index: first + int64(j)}
+			f.flights.land(k, fls[j], nil, err)
+			f.release(k)
 		}
 	}
 	release, err := f.slots.acquire(f.ctx, h == nil, h.channel())
@@ -314,18 +323,27 @@ func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
 	return buf, true
 }
 
-// store puts a fetched chunk in memory, and queues it for the disk cache.
+// store puts a fetched chunk in memory, and queues it for the disk cache,
+// whose Add ends the claim on it.
 func (f *Fetcher) store(k cache.Key, size int64, b []byte) {
 	f.cache.Add(k, b)
-	if f.diskq != nil {
-		f.diskq.offer(diskWrite{k, size, b})
+	if f.diskq != nil && !f.diskq.offer(diskWrite{k, size, b}) {
+		f.release(k)
+	}
+}
+
+// release ends this Fetcher's claim on chunk k in the disk cache, if it
+// holds one: for a chunk that lands without going to the disk cache.
+func (f *Fetcher) release(k cache.Key) {
+	if f.opts.Disk != nil {
+		f.opts.Disk.Release(k)
 	}
 }
 
 // writeDisk writes one chunk and starts the verification of its blob when
 // that makes the blob complete on disk.
 func (f *Fetcher) writeDisk(w diskWrite) {
-	if err := f.opts.Disk.Add(w.k, w.b); err != nil {
+	if err := f.opts.Disk.Add(w.k, w.size, w.b); err != nil {
 		f.log.Warn("disk cache write failed; serving from memory", "chunk", w.k.String(), "err", err)
 		return
 	}

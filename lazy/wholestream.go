@@ -128,6 +128,7 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 	f.streams.mu.Unlock()
 	for _, h := range hits {
 		f.flights.land(h.k, h.fl, h.b, nil)
+		f.release(h.k)
 	}
 	if start {
 		go f.runStream(s)
@@ -188,6 +189,7 @@ func (f *Fetcher) endStream(s *stream, err error) *stream {
 	for i, w := range left {
 		k := cache.Key{Digest: s.d, Index: i}
 		f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s: %w", k, err))
+		f.release(k)
 	}
 	return next
 }
@@ -267,6 +269,7 @@ func (f *Fetcher) landCached(s *stream) bool {
 		f.streams.mu.Unlock()
 		if mine {
 			f.flights.land(k, w.fl, b, nil)
+			f.release(k)
 		}
 	}
 	return f.streamWants(s)
@@ -305,6 +308,7 @@ func (f *Fetcher) streamWants(s *stream) bool {
 		i, w := e.i, e.w
 		k := cache.Key{Digest: s.d, Index: i}
 		f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s: stream %s from byte 0 (%v): %w", k, s.d, s.why, errStreamDeadline))
+		f.release(k)
 	}
 	return wants
 }
@@ -332,6 +336,9 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	s.stall.Reset(f.opts.FetchTimeout)
 	if mine {
 		f.flights.land(k, w.fl, b, nil)
+		if !kept {
+			f.release(k) // was cached already: no disk write ends the claim
+		}
 		kept = true
 	}
 	return kept

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -48,8 +47,9 @@ process gets SIGINT (Ctrl-C) or SIGTERM, which unmount cleanly.
 Only the index, manifests and configs are fetched at mount time. Reading a
 layer file fetches the chunks (--chunk-size) that hold the bytes read, once,
 through an in-memory LRU (--memory-cache) and a persistent disk cache
-(--cache-dir, --cache-size) shared by every mount that uses the same
-directory, one daemon at a time. A blob that becomes complete in the disk
+(--cache-dir, --cache-size) shared by every mount and fetch that uses the
+same directory at the same time: a chunk one of them fetched is read from
+disk by the others, and --cache-size bounds them all together. A blob that becomes complete in the disk
 cache is checked against its digest; on a mismatch its reads fail with EIO.
 Sequential readers get read-ahead (up to --read-ahead); small layers are
 prefetched right after mounting (--prefetch).
@@ -109,8 +109,8 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		return err
 	}
 
-	// The disk cache is locked before anything else, so that a second
-	// daemon on the same directory is refused at once.
+	// The disk cache is opened before anything else, so that a directory
+	// that cannot be used is refused at once.
 	var disk *cache.Disk
 	cacheDir := f.cacheDir
 	if cacheDir == "" {
@@ -120,9 +120,6 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	}
 	if cacheDir != "none" {
 		disk, err = cache.OpenDisk(cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
-		if errors.Is(err, cache.ErrCacheBusy) {
-			return err
-		}
 		if err != nil {
 			return usageError{err}
 		}

@@ -1,0 +1,76 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// usage is the bytes of chunks present in the whole cache directory, one
+// counter that every process maps shared (root/usage) and changes
+// atomically: after marking a chunk present, and after evicting one. A
+// process killed between the two leaves it off by a chunk; every eviction
+// pass counts afresh and stores the true figure.
+type usage struct {
+	f   *os.File
+	mem []byte
+}
+
+const usageMagic = "OSIFSUS1"
+
+// openUsage maps root/usage, creating it (whole, through a link, so no
+// process ever maps a short one) when missing. fresh reports that this
+// call created it, so the cache's contents are not counted yet.
+func openUsage(root, tmp string) (u *usage, fresh bool, err error) {
+	p := filepath.Join(root, "usage")
+	f, err := os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		work := filepath.Join(tmp, fmt.Sprintf("usage-%d", os.Getpid()))
+		_ = os.Remove(work)
+		if err := writeAllocated(work, []byte(usageMagic), 4096); err != nil {
+			return nil, false, fmt.Errorf("create %s: %w", p, err)
+		}
+		lerr := os.Link(work, p)
+		_ = os.Remove(work)
+		if lerr != nil && !errors.Is(lerr, fs.ErrExist) {
+			return nil, false, fmt.Errorf("create %s: %w", p, lerr)
+		}
+		fresh = lerr == nil
+		f, err = os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, false, fmt.Errorf("%w: %s is a symbolic link, which the cache never makes; remove it", ErrUnsafeDir, p)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("open %s: %w", p, err)
+	}
+	head := make([]byte, 16)
+	if st, serr := f.Stat(); serr != nil || st.Size() != 4096 || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, false, fmt.Errorf("%w: %s is not a usage counter of this osimagefs version; remove it", ErrUnsafeDir, p)
+	}
+	if _, err := f.ReadAt(head, 0); err != nil || string(head[:8]) != usageMagic {
+		f.Close()
+		return nil, false, fmt.Errorf("%w: %s is not a usage counter of this osimagefs version; remove it", ErrUnsafeDir, p)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("map %s: %w", p, err)
+	}
+	return &usage{f: f, mem: mem}, fresh, nil
+}
+
+func (u *usage) counter() *atomic.Int64 { return (*atomic.Int64)(unsafe.Pointer(&u.mem[8])) }
+
+func (u *usage) used() int64 { return u.counter().Load() }
+func (u *usage) add(n int64) { u.counter().Add(n) }
+func (u *usage) set(n int64) { u.counter().Store(n) }
+func (u *usage) close()      { _ = unix.Munmap(u.mem); u.f.Close() }
