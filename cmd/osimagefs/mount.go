@@ -35,7 +35,7 @@ type mountFlags struct {
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
-	f := &mountFlags{chunkSize: 1 << 20, memoryCache: 256 << 20, cacheSize: 10 << 30, readAhead: 32 << 20}
+	f := &mountFlags{chunkSize: 1 << 20, cacheSize: 10 << 30, readAhead: 32 << 20}
 	c := &cobra.Command{
 		Use:   "mount [flags] REFERENCE MOUNTPOINT",
 		Short: "Mount an OS image read-only and serve it until unmounted",
@@ -74,7 +74,7 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	fl := c.Flags()
 	f.remote.register(fl)
 	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB")
-	fl.Var(&f.memoryCache, "memory-cache", "memory for chunks: those in flight and an LRU of recent ones")
+	fl.Var(&f.memoryCache, "memory-cache", "memory for chunks: those in flight and an LRU of recent ones (default 64MiB with a disk cache, whose files the kernel keeps in its page cache; 256MiB with --cache-dir=none)")
 	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry; reads that wait go first, and read-ahead and prefetch leave one free (none with 1)")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 60*time.Second, "a read that cannot be served in this time fails with EIO")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -141,6 +141,12 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		log.Warn(w)
 	}
 
+	if f.memoryCache == 0 {
+		f.memoryCache = memoryWithoutDisk
+		if disk != nil {
+			f.memoryCache = memoryWithDisk
+		}
+	}
 	// --memory-cache bounds all chunk memory: the LRU gets what the
 	// requests in flight (at most --parallel of maxRequest bytes) leave,
 	// and the Go runtime is told to collect garbage before the process

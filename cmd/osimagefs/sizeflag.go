@@ -10,7 +10,14 @@ import (
 // (binary units either way).
 type sizeFlag int64
 
-func (s *sizeFlag) String() string { return units.BytesSize(float64(*s)) }
+// String is "0" for zero, which --help takes as no default to show (a
+// flag whose default depends on others says so in its usage).
+func (s *sizeFlag) String() string {
+	if *s == 0 {
+		return "0"
+	}
+	return units.BytesSize(float64(*s))
+}
 
 func (s *sizeFlag) Set(v string) error {
 	n, err := units.RAMInBytes(v)
