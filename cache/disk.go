@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -41,6 +42,10 @@ type Disk struct {
 	limit     int64
 	log       *slog.Logger
 	usage     *usage
+
+	// writing is the bytes this Disk has counted in usage and is still
+	// writing: an eviction pass, which counts chunks present, adds them.
+	writing atomic.Int64
 
 	mu     sync.Mutex                  // guards the fields below
 	blobs  map[digest.Digest]*blobFile // blobs of this chunk size open here
@@ -283,18 +288,41 @@ func (d *Disk) Add(k Key, size int64, data []byte) error {
 	if present(s) {
 		return nil
 	}
-	if d.usage.used()+int64(len(data)) > d.limit {
-		if err := d.evict(int64(len(data))); err != nil {
-			return fmt.Errorf("cache %s: %w", k, err)
-		}
+	n := int64(len(data))
+	if err := d.reserve(n); err != nil {
+		return fmt.Errorf("cache %s: %w", k, err)
 	}
+	defer d.writing.Add(-n)
 	if _, err := b.data.WriteAt(data, i*b.chunkSize); err != nil {
+		d.usage.add(-n)
 		return fmt.Errorf("cache %s: write: %w", k, err)
 	}
 	b.lastUse(i).Store(time.Now().UnixNano())
 	b.state(i).Store(nextState(s, true))
-	d.usage.add(int64(len(data)))
 	return nil
+}
+
+// reserve counts n more bytes in the shared usage before they are
+// written, so that every process sees them at once, evicting first when
+// they would not fit. If an eviction pass cannot make room (every chunk
+// held by a fetcher) the bytes are counted anyway: the cache then runs
+// over its limit by chunks being written, never more.
+func (d *Disk) reserve(n int64) error {
+	d.writing.Add(n)
+	for evicted := false; ; {
+		u := d.usage.used()
+		if u+n <= d.limit || evicted {
+			if d.usage.counter().CompareAndSwap(u, u+n) {
+				return nil
+			}
+			continue
+		}
+		if err := d.evict(n); err != nil {
+			d.writing.Add(-n)
+			return err
+		}
+		evicted = true
+	}
 }
 
 // lock takes chunk i of b for this Disk: false when another fetcher holds

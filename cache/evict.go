@@ -65,6 +65,7 @@ func (d *Disk) evict(room int64) error {
 			d.removeIfUnused(b)
 		}
 	}
+	total += d.writing.Load()
 	d.usage.set(total)
 	target := d.limit - room
 	if room > 0 || total > d.limit {

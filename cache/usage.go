@@ -13,11 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// usage is the bytes of chunks present in the whole cache directory, one
-// counter that every process maps shared (root/usage) and changes
-// atomically: after marking a chunk present, and after evicting one. A
-// process killed between the two leaves it off by a chunk; every eviction
-// pass counts afresh and stores the true figure.
+// usage is the bytes of chunks present or being written in the whole cache
+// directory, one counter that every process maps shared (root/usage) and
+// changes atomically: before writing a chunk, and after evicting one. A
+// process killed in between leaves it off by a chunk; every eviction pass
+// counts afresh and stores the true figure.
 type usage struct {
 	f   *os.File
 	mem []byte
