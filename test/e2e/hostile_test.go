@@ -634,7 +634,7 @@ func hostileCases() []hostileCase {
 				t.Logf("daemon: %s", hostileLogLine(m, "blob failed verification"))
 				var rerr error
 				for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
-					hostileDropCache(t, p)
+					dropPageCache(t, p)
 					if _, rerr = os.ReadFile(p); rerr != nil {
 						break
 					}
@@ -946,19 +946,4 @@ func hostileInspectClean(t *testing.T, args ...string) string {
 		}
 	}
 	return stdout
-}
-
-// hostileDropCache drops the page cache of the file at p, so that the next
-// read reaches the daemon.
-func hostileDropCache(t *testing.T, p string) {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	const fadvDontNeed = 4
-	if _, _, errno := syscall.Syscall6(syscall.SYS_FADVISE64, f.Fd(), 0, 0, fadvDontNeed, 0, 0); errno != 0 {
-		t.Fatalf("fadvise(DONTNEED) %s: %v", p, errno)
-	}
 }

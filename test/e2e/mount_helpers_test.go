@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	osfs "github.com/osimagefs/osimagefs/fs"
+	"golang.org/x/sys/unix"
 )
 
 // lockedBuffer collects a process's stderr safely.
@@ -144,4 +146,18 @@ func runCLI(t *testing.T, timeout time.Duration, args ...string) (string, string
 		t.Fatalf("osimagefs %v did not finish within %s", args, timeout)
 	}
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// dropPageCache drops the page cache of the file at p, so that the next
+// read reaches the daemon.
+func dropPageCache(t *testing.T, p string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatalf("fadvise(DONTNEED) %s: %v", p, err)
+	}
 }
