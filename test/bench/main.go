@@ -18,7 +18,8 @@
 //     proxy between mount and registry);
 //  4. 1 and 3 again through an emulated WAN (toxiproxy: latency each way
 //     and a link-wide bandwidth limit);
-//  5. the daemon's peak RSS (VmHWM) during 1 vs --memory-cache + 64 MiB.
+//  5. the daemon's peak RSS (VmHWM) during 1 vs 128 MiB (default flags;
+//     --memory-cache + 64 MiB when -mount-flags sets it).
 //
 // Every mount, proxy, registry and temporary file is torn down on exit,
 // error or SIGINT/SIGTERM; every step is bounded by -step-timeout.
