@@ -5,4 +5,12 @@
 // Memory is an LRU bounded in bytes (golang-lru counts entries, so the
 // budget is divided by the chunk size). Cached slices are shared: callers
 // must treat them as read-only.
+//
+// Disk is one directory shared by every process that opens it, with no
+// daemon: each blob is a sparse data file plus an index mapped shared by
+// all (blobfile.go), a chunk is claimed by one fetcher at a time through a
+// lock that dies with its holder, one usage counter bounds them all
+// (usage.go), and any process may evict the least recently used chunks
+// (evict.go). Verification of complete blobs is in verify.go; the rules for
+// directories another user could change are in trust.go.
 package cache
