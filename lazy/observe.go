@@ -51,7 +51,7 @@ type silent struct{}
 func (silent) Lookup(Tier, bool)                           {}
 func (silent) Fetched(digest.Digest, int64)                {}
 func (silent) Request(digest.Digest, time.Duration, error) {}
-func (silent) Ahead(digest.Digest, AheadKind, int64)         {}
+func (silent) Ahead(digest.Digest, AheadKind, int64)       {}
 func (silent) VerifyFailed(digest.Digest)                  {}
 
 // fetched reports a chunk of d fetched from the source.
