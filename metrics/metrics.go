@@ -113,7 +113,10 @@ func (m *Metrics) SetImage(registry, repository string, tree *image.Tree) {
 		// sums over them are defined from the first scrape.
 		m.fetchedBytes.WithLabelValues(registry, r)
 		m.fetchRequests.WithLabelValues(registry, r)
+		m.fetchFailures.WithLabelValues(registry, r)
 		m.served.WithLabelValues(r)
+		m.readAhead.WithLabelValues(r)
+		m.prefetch.WithLabelValues(r)
 	}
 	m.retries.WithLabelValues(registry)
 	m.info.WithLabelValues(registry, repository, tree.Digest.String()).Set(1)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	units "github.com/docker/go-units"
@@ -142,7 +143,7 @@ func statusTable(w io.Writer, rows []mountStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MOUNTPOINT\tREFERENCE\tDIGEST\tPID\tFETCHED\tCACHED\tSERVED\tERRORS")
 	for _, r := range rows {
-		ref, mp := printable(r.Reference), printable(r.Mountpoint)
+		ref, mp := printable(shortReference(r.Reference)), printable(r.Mountpoint)
 		if r.Error != "" {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", mp, ref, printable(r.Error))
 			continue
@@ -166,6 +167,15 @@ func statusTable(w io.Writer, rows []mountStatus) error {
 		}
 	}
 	return nil
+}
+
+// shortReference shortens the digest of a reference by digest
+// (repo@sha256:...): the DIGEST column has it.
+func shortReference(ref string) string {
+	if repo, d, ok := strings.Cut(ref, "@"); ok {
+		return repo + "@" + shortDigest(d)
+	}
+	return ref
 }
 
 // shortDigest is sha256: and the first 12 hex digits.
