@@ -79,6 +79,7 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	text := string(body)
+	t.Logf("/metrics (osimagefs_ lines):\n%s", grepLines(text, "osimagefs_"))
 	for name, typ := range map[string]string{
 		"osimagefs_fetched_bytes_total": "counter", "osimagefs_fetch_requests_total": "counter",
 		"osimagefs_fetch_failures_total": "counter", "osimagefs_fetch_retries_total": "counter",
@@ -105,6 +106,17 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 			t.Errorf("/metrics contains %q:\n%s", bad, text)
 		}
 	}
+}
+
+// grepLines returns the lines of s that start with prefix.
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // copyFile reads the file at p to its end and returns its size.
@@ -165,6 +177,9 @@ func TestXattrs(t *testing.T) {
 	}
 	f.Close()
 	settled(counter)
+	if out, err := exec.Command("getfattr", "-d", file).CombinedOutput(); err == nil {
+		t.Logf("getfattr -d after the read:\n%s", out)
+	}
 	fetched := counter.BytesFor(layer.Digest.String())
 	cached, err := strconv.ParseInt(getfattr(t, file, "user.osimagefs.cached"), 10, 64)
 	if err != nil {
