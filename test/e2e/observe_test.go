@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,13 +71,7 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 
 	// The endpoint itself: every metric of the README with its type, and
 	// no label value but hosts, roles, tiers, causes and the digest.
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(body)
+	text := scrape(t, addr)
 	t.Logf("/metrics (osimagefs_ lines):\n%s", grepLines(text, "osimagefs_"))
 	for name, typ := range map[string]string{
 		"osimagefs_fetched_bytes_total": "counter", "osimagefs_fetch_requests_total": "counter",
@@ -270,9 +263,10 @@ func TestStatus(t *testing.T) {
 	out, stderr, code = runCLI(t, 30e9, "status", dirA, dirB)
 	t.Logf("osimagefs status %s %s:\n%s", dirA, dirB, out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
+	short := func(ref string) string { return ref[:strings.Index(ref, "@")+len("@sha256:")+12] } // the table's form
 	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "MOUNTPOINT") ||
-		!strings.Contains(lines[1], dirA) || !strings.Contains(lines[1], refA) || !strings.Contains(lines[1], strconv.Itoa(ma.cmd.Process.Pid)) ||
-		!strings.Contains(lines[2], dirB) || !strings.Contains(lines[2], refB) {
+		!strings.Contains(lines[1], dirA+" ") || !strings.Contains(lines[1], short(refA)) || !strings.Contains(lines[1], strconv.Itoa(ma.cmd.Process.Pid)) ||
+		!strings.Contains(lines[2], dirB+" ") || !strings.Contains(lines[2], short(refB)) {
 		t.Errorf("status %s %s: exit %d, stderr %q, table:\n%s", dirA, dirB, code, stderr, out)
 	}
 
