@@ -280,6 +280,19 @@ func TestStatus(t *testing.T) {
 			t.Errorf("status %s: exit %d, stderr %q; want 2 and %q", tc.dir, code, stderr, tc.says)
 		}
 	}
+
+	// A daemon killed: its mount stays in mountinfo, and status says
+	// what became of it.
+	if err := mb.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-mb.done
+	mb.done <- nil
+	out, stderr, code = runCLI(t, 30e9, "status", dirA, dirB)
+	t.Logf("after SIGKILL of the daemon of %s:\n%s", dirB, out)
+	if code != 1 || !strings.Contains(out, "daemon is gone") || !strings.Contains(stderr, "could not read the status of 1 of 2") {
+		t.Errorf("status with a dead daemon: exit %d, stderr %q:\n%s", code, stderr, out)
+	}
 }
 
 // img is the reference of a pushed image through the counting proxy.
