@@ -38,6 +38,9 @@ type Options struct {
 	StallTimeout time.Duration
 	// UserAgent is sent with every request; "" means "osimagefs".
 	UserAgent string
+	// OnRetry, if set, is called before each retry with the registry's
+	// host and the error of the attempt that failed (for metrics).
+	OnRetry func(registry string, err error)
 }
 
 func (o Options) logger() *slog.Logger {

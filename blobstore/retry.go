@@ -68,6 +68,9 @@ func (s *Store) retryN(ctx context.Context, what string, maxAttempts int, fn fun
 				what, context.DeadlineExceeded, (wait - time.Until(deadline)).Round(time.Millisecond), attempt, err)
 		}
 		s.log.Debug("retrying", "what", what, "attempt", attempt, "wait", wait, "err", err)
+		if s.opts.OnRetry != nil {
+			s.opts.OnRetry(s.repo.RegistryStr(), err)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

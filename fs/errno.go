@@ -26,5 +26,6 @@ func (r *Root) errno(ctx context.Context, op string, f image.File, off int64, er
 		}
 		r.log.Error("read failed", attrs...)
 	}
+	r.opts.Observer.ReadFailed(f, err)
 	return syscall.EIO
 }

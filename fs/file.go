@@ -24,6 +24,9 @@ var (
 	_ gofs.NodeGetattrer = (*fileNode)(nil)
 	_ gofs.NodeOpener    = (*fileNode)(nil)
 	_ gofs.NodeReader    = (*fileNode)(nil)
+
+	_ gofs.NodeGetxattrer  = (*fileNode)(nil)
+	_ gofs.NodeListxattrer = (*fileNode)(nil)
 )
 
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -59,7 +62,9 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 		if off >= int64(len(data)) {
 			return fuse.ReadResultData(nil), 0
 		}
-		return fuse.ReadResultData(data[off:min(int64(len(data)), off+int64(len(dest)))]), 0
+		part := data[off:min(int64(len(data)), off+int64(len(dest)))]
+		n.root.opts.Observer.Served(n.file, len(part))
+		return fuse.ReadResultData(part), 0
 	}
 	if h, ok := fh.(*handle); ok {
 		if pf, ok := n.blob.(Prefetcher); ok {
@@ -75,5 +80,6 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	if err != nil && err != io.EOF { //nolint:errorlint // identity on purpose
 		return nil, n.root.errno(ctx, "read", n.file, off, err)
 	}
+	n.root.opts.Observer.Served(n.file, got)
 	return fuse.ReadResultData(dest[:got]), 0
 }

@@ -14,7 +14,8 @@ type MountOptions struct {
 	AllowOther bool
 	// Debug logs every FUSE request to stderr (go-fuse's own logging).
 	Debug bool
-	// Name is shown as the mount's source in /proc/mounts; default "osimagefs".
+	// Name is shown as the mount's source in /proc/mounts (the file
+	// system type is always fuse.osimagefs); default "osimagefs".
 	Name string
 }
 
@@ -54,7 +55,9 @@ func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 			// and nodev are go-fuse's (and fusermount's) defaults.
 			DirectMountFlags: syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV,
 			Debug:            o.Debug,
-			DisableXAttrs:    true,
+			// Files answer the user.osimagefs.* attributes (xattr.go);
+			// security labels and ACLs are answered "none" by go-fuse.
+			IgnoreSecurityLabels: true,
 			// Replies are bytes in memory, never file descriptors, so
 			// there is nothing to splice; and go-fuse's attempt fails
 			// (and logs "trySplice: ... max pipe size") on every 1 MiB

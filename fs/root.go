@@ -35,6 +35,12 @@ type Options struct {
 	// Owner owns every file and directory; nil is the daemon's effective
 	// user and group, so that a mount belongs to the user who mounted it.
 	Owner *fuse.Owner
+	// Observer, if set, is told the bytes served and the reads that failed
+	// (for metrics); nil is silent.
+	Observer Observer
+	// Status, if set, is the value of the root's user.osimagefs.status
+	// attribute, made when asked.
+	Status func() []byte
 }
 
 // Root is the root directory of a mounted image.
@@ -57,6 +63,9 @@ var (
 	_ gofs.NodeOnAdder   = (*Root)(nil)
 	_ gofs.NodeGetattrer = (*Root)(nil)
 	_ gofs.NodeStatfser  = (*Root)(nil)
+
+	_ gofs.NodeGetxattrer  = (*Root)(nil)
+	_ gofs.NodeListxattrer = (*Root)(nil)
 )
 
 // NewRoot makes the root of a tree whose layers are read through open.
@@ -68,6 +77,9 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 	owner := fuse.Owner{Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
 	if opts.Owner != nil {
 		owner = *opts.Owner
+	}
+	if opts.Observer == nil {
+		opts.Observer = silent{}
 	}
 	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now(),
 		failLog: newFailLog(failLogInterval), now: time.Now}

@@ -78,12 +78,16 @@ func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
 	hi := min(off+int64(len(p)), cOff+cs)
 	dst := p[lo-off : hi-off]
 	k := cache.Key{Digest: b.digest, Index: i}
-	if c, ok := b.f.cache.Get(k); ok {
+	c, ok := b.f.cache.Get(k)
+	b.f.opts.Observer.Lookup(TierMemory, ok)
+	if ok {
 		copy(dst, c[lo-cOff:])
 		return nil
 	}
 	if b.f.opts.Disk != nil {
-		if ok, err := b.f.opts.Disk.ReadAt(k, dst, lo-cOff); err == nil && ok {
+		ok, err := b.f.opts.Disk.ReadAt(k, dst, lo-cOff)
+		b.f.opts.Observer.Lookup(TierDisk, err == nil && ok)
+		if err == nil && ok {
 			b.checkOnce.Do(func() {
 				if chunks := numChunks(b.size, cs); b.f.opts.Disk.NeedsVerify(b.digest, chunks) {
 					go b.f.verify(b.digest, chunks)

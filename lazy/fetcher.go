@@ -81,6 +81,9 @@ type Options struct {
 	// OnFetch, if set, is called after each chunk fetched from the source
 	// with its byte count (for metrics and tests).
 	OnFetch func(d digest.Digest, bytes int64)
+	// Observer, if set, is told about cache lookups, fetches and
+	// verification failures (for metrics); nil is silent.
+	Observer Observer
 }
 
 // Fetcher turns blobs into chunked, cached, lazily fetched readers. It is
@@ -122,6 +125,9 @@ func NewFetcher(src Source, c Cache, opts Options) (*Fetcher, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Observer == nil {
+		opts.Observer = silent{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel)}
@@ -279,17 +285,18 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 		f.store(k, size, parts[j])
 		f.flights.land(k, fls[j], parts[j], nil)
 		landed = j + 1
-		if f.opts.OnFetch != nil {
-			f.opts.OnFetch(d, int64(len(parts[j])))
-		}
+		f.fetched(d, int64(len(parts[j])))
 	})
 	if short := shortBlob(nil); errors.As(err, &short) {
 		err = fmt.Errorf("%w (its descriptor says %d bytes): %w", ErrBlobSize, size, err)
 	}
 	if ri := rangeIgnored(nil); errors.As(err, &ri) && ri.RangeIgnored() {
+		// Not counted as a request: it may have been refused without one;
+		// the stream that takes over is.
 		f.streamRun(d, size, first+int64(landed), fls[landed:], err)
 		return
 	}
+	f.opts.Observer.Request(d, time.Since(start), err)
 	if err != nil {
 		fail(fmt.Errorf("fetch %s: %w", what, err))
 		return

@@ -18,7 +18,11 @@ func (b *Blob) Prefetch(off, n int64) {
 	}
 	n = min(n, b.size-off)
 	first, last := span(off, n, b.f.opts.ChunkSize)
-	for _, r := range b.claimRuns(first, last) {
+	runs := b.claimRuns(first, last)
+	if len(runs) > 0 {
+		b.f.opts.Observer.Ahead(b.digest, AheadReadAhead, b.runBytes(runs))
+	}
+	for _, r := range runs {
 		go b.f.fetchRun(b.digest, b.size, r.first, r.flights, r.hurry)
 	}
 }
@@ -79,6 +83,9 @@ func (b *Blob) Fill(ctx context.Context, lowPriority bool) error {
 		}
 		last := min(total-1, i+step-1)
 		runs := b.claimRuns(i, last)
+		if len(runs) > 0 {
+			b.f.opts.Observer.Ahead(b.digest, AheadFill, b.runBytes(runs))
+		}
 		for _, r := range runs {
 			b.f.fetchRun(b.digest, b.size, r.first, r.flights, r.hurry)
 		}

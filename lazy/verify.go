@@ -28,6 +28,7 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 		case errors.As(err, &mm):
 			f.bad.Store(d, fmt.Errorf("%w: %w", ErrCorruptBlob, err))
 			f.cache.RemoveBlob(d)
+			f.opts.Observer.VerifyFailed(d)
 			if f.opts.OnCorrupt != nil {
 				f.opts.OnCorrupt(d)
 			}

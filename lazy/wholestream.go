@@ -196,7 +196,7 @@ func (f *Fetcher) endStream(s *stream, err error) *stream {
 
 // passBlob reads s's blob from byte 0 through the chunks waited for,
 // landing each chunk that passes.
-func (f *Fetcher) passBlob(s *stream) error {
+func (f *Fetcher) passBlob(s *stream) (err error) {
 	release, err := f.slots.acquire(s.ctx, true, nil) // readers wait for it
 	if err != nil {
 		return fmt.Errorf("wait for a request slot: %w", context.Cause(s.ctx))
@@ -208,6 +208,8 @@ func (f *Fetcher) passBlob(s *stream) error {
 		return nil
 	}
 	var buf []byte
+	start := time.Now()
+	defer func() { f.opts.Observer.Request(s.d, time.Since(start), err) }()
 	return f.src.StreamBlob(s.ctx, s.d, func(body io.Reader, declared int64) error {
 		if declared >= 0 && declared != s.size {
 			if declared < s.size {
@@ -324,9 +326,7 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	if !f.isCached(k) {
 		f.store(k, s.size, b)
 		kept = true
-		if f.opts.OnFetch != nil {
-			f.opts.OnFetch(s.d, int64(len(b)))
-		}
+		f.fetched(s.d, int64(len(b)))
 	}
 	f.streams.mu.Lock()
 	w, mine := s.waiting[i]

@@ -55,6 +55,8 @@ PACKAGES=(
 	xz-utils        # xz -dc for .ko.xz modules
 	zstd            # zstd -dc for .ko.zst modules
 	util-linux      # mount -o loop, losetup
+	attr            # getfattr, for the extended attributes of layer files
+	prometheus      # a real scrape of the metrics endpoint (about 19 MB)
 )
 
 # missing_packages prints, one a line, the PACKAGES dpkg does not have installed.

@@ -32,6 +32,7 @@ type mountFlags struct {
 	cacheSize   sizeFlag
 	readAhead   sizeFlag
 	prefetch    string
+	metricsAddr string
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
@@ -82,6 +83,7 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	fl.StringVar(&f.cacheDir, "cache-dir", "", cacheDirHelp)
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
 	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsAddrHelp)
 	fl.StringVar(&f.prefetch, "prefetch", "small", "after mounting, fetch in the background: small (kernel, initramfs, cmdline, UKI), all (then every layer, giving way to reads) or none")
 	return c
 }
@@ -127,9 +129,16 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		log.Debug("disk cache", "dir", cacheDir, "used", disk.Used(), "limit", disk.Limit())
 	}
 
+	obs := newMetrics(disk)
+	stopMetrics, err := serveMetrics(obs, f.metricsAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := blobstore.Open(rctx, ref, f.remote.storeOptions(log))
+	store, err := blobstore.Open(rctx, ref, storeOptionsObserved(f.remote.storeOptions(log), obs))
 	if err != nil {
 		return err
 	}
@@ -140,6 +149,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	for _, w := range tree.Warnings {
 		log.Warn(w)
 	}
+	obs.SetImage(store.Reference().Context().RegistryStr(), store.Reference().Context().RepositoryStr(), tree)
 
 	if f.memoryCache == 0 {
 		f.memoryCache = memoryWithoutDisk
@@ -171,6 +181,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		Parallel:     f.parallel,
 		FetchTimeout: f.readTimeout,
 		Logger:       log,
+		Observer:     obs,
 		OnCorrupt: func(d digest.Digest) {
 			if r := served.Load(); r != nil {
 				r.InvalidateBlob(d)
@@ -188,9 +199,9 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 
 	root := osfs.NewRoot(tree, func(d digest.Digest, size int64) osfs.BlobReader {
 		return timeoutReader{fetcher.Blob(d, size), f.readTimeout}
-	}, osfs.Options{Logger: log, ReadAhead: int64(f.readAhead)})
+	}, osfs.Options{Logger: log, ReadAhead: int64(f.readAhead), Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served)})
 	served.Store(root)
-	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: "osimagefs:" + store.Reference().Context().String()})
+	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: ref})
 	if err != nil {
 		return err // classified by osfs.Mount: FUSE or the mount point
 	}

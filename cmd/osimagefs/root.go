@@ -44,7 +44,7 @@ unmounts cleanly instead and exits 0).`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr)")
-	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newVersionCmd())
+	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newStatusCmd(), newVersionCmd())
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		// Every command takes a REFERENCE first.
 		if len(args) > 0 && hasUserInfo(args[0]) {

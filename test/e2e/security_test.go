@@ -152,7 +152,8 @@ func TestSecurityCredentialsNeverLeak(t *testing.T) {
 		run("inspect pushed", 0, "", "inspect", "--log-level", "debug", "--ca-file", ca, host+"/os/pushed:1")
 
 		dir := newDir()
-		m := launchMount(t, ref, dir, "--ca-file", ca, "--read-ahead", "0")
+		maddr := freeAddr(t)
+		m := launchMount(t, ref, dir, "--ca-file", ca, "--read-ahead", "0", "--metrics-addr", maddr)
 		m.waitServing(t, 30*time.Second)
 		small := map[string]expectedFile{}
 		for p, e := range img.expected {
@@ -185,6 +186,13 @@ func TestSecurityCredentialsNeverLeak(t *testing.T) {
 		if !errors.Is(err, syscall.EIO) {
 			t.Errorf("read after the password changed: %v, want EIO", err)
 		}
+		// The metrics and the status say why, without a secret.
+		metrics := scrape(t, maddr)
+		if !regexp.MustCompile(`(?m)^osimagefs_eio_total\{cause="unauthorized"\} [1-9]`).MatchString(metrics) {
+			t.Errorf("the failed read is not counted as unauthorized:\n%s", grepLines(metrics, "osimagefs_eio_total"))
+		}
+		outs = append(outs, output{what: "/metrics", stdout: metrics})
+		run("status --json", 0, "", "status", "--json", dir)
 		if err := registrytest.WriteHtpasswd(reg.HtpasswdFile(), map[string]string{user: password}); err != nil {
 			t.Fatal(err)
 		}
