@@ -33,6 +33,7 @@ type mountFlags struct {
 	cacheSize   sizeFlag
 	readAhead   sizeFlag
 	prefetch    string
+	host        hostFlags
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
@@ -68,6 +69,9 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
       registry.example.com/os/debian@sha256:... /srv/os`,
 		Args: exactArgs(2, "REFERENCE and MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if done, err := f.host.start(cmd); done || err != nil {
+				return err // -o refused, or the mount is up in the background
+			}
 			return runMount(cmd.Context(), g, f, args[0], args[1])
 		},
 	}
@@ -83,11 +87,12 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
 	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
 	fl.StringVar(&f.prefetch, "prefetch", "small", "after mounting, fetch in the background: small (kernel, initramfs, cmdline, UKI), all (then every layer, giving way to reads) or none")
+	f.host.register(fl)
 	return c
 }
 
 func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir string) error {
-	log, err := g.logger()
+	log, err := f.host.logger(g)
 	if err != nil {
 		return err
 	}
@@ -192,6 +197,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		return err // classified by osfs.Mount: FUSE or the mount point
 	}
 	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
+	f.host.ready(dir, log)
 	pctx, stopPrefetch := context.WithCancel(context.Background())
 	defer stopPrefetch()
 	go prefetch(pctx, fetcher, tree, f.prefetch, log)
@@ -207,11 +213,13 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		select {
 		case <-ctx.Done():
 			log.Info("unmounting", "cause", context.Cause(ctx), "mountpoint", dir)
+			f.host.stopping(log)
 			unmount(srv, dir, log)
 		case <-done:
 		}
 	}()
 	srv.Wait()
+	f.host.stopping(log)
 	close(done)
 	log.Info("unmounted", "mountpoint", dir)
 	return nil
