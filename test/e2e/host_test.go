@@ -531,3 +531,38 @@ func servedNow(dir string) error {
 	}
 	return errors.New(dir + " has no amd64 directory")
 }
+
+// TestHostMountMakeInstall: make install puts the binary, the mount
+// helper mount(8) looks for and the unit (pointing at the binary) under
+// DESTDIR and PREFIX; make uninstall removes them.
+func TestHostMountMakeInstall(t *testing.T) {
+	fixture.RequireTools(t, "make", "go")
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := t.TempDir()
+	vars := []string{"-C", root, "DESTDIR=" + dest, "PREFIX=/opt/osimagefs"}
+	if out, code := runTool(t, "make", append(vars, "install")...); code != 0 {
+		t.Fatalf("make install: status %d:\n%s", code, out)
+	}
+	bin := filepath.Join(dest, "opt/osimagefs/bin/osimagefs")
+	if out, code := runTool(t, bin, "version"); code != 0 {
+		t.Fatalf("installed %s version: status %d:\n%s", bin, code, out)
+	}
+	if target, err := os.Readlink(filepath.Join(dest, "sbin/mount.fuse.osimagefs")); err != nil || target != "/opt/osimagefs/bin/osimagefs" {
+		t.Fatalf("mount helper: link to %q (%v), want /opt/osimagefs/bin/osimagefs", target, err)
+	}
+	unit, err := os.ReadFile(filepath.Join(dest, "opt/osimagefs/lib/systemd/system/osimagefs@.service"))
+	if err != nil || !bytes.Contains(unit, []byte("\nExecStart=/opt/osimagefs/bin/osimagefs mount ")) {
+		t.Fatalf("installed unit (%v) does not run /opt/osimagefs/bin/osimagefs:\n%s", err, unit)
+	}
+	if out, code := runTool(t, "make", append(vars, "uninstall")...); code != 0 {
+		t.Fatalf("make uninstall: status %d:\n%s", code, out)
+	}
+	for _, p := range []string{"opt/osimagefs/bin/osimagefs", "sbin/mount.fuse.osimagefs", "opt/osimagefs/lib/systemd/system/osimagefs@.service"} {
+		if _, err := os.Lstat(filepath.Join(dest, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after make uninstall: %v, want it gone", p, err)
+		}
+	}
+}
