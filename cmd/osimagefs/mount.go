@@ -57,7 +57,17 @@ prefetched right after mounting (--prefetch).
 
 Tree: MOUNTPOINT/<arch>/<variant>/{disk.img, kernel, initramfs,
 root.squashfs, cmdline, uki.efi, image.iso, manifest.json, config.json},
-and MOUNTPOINT/index.json when REFERENCE is an index.`,
+and MOUNTPOINT/index.json when REFERENCE is an index.
+
+Every flag is also a mount option: -o plain-http,cache-size=20GiB (a
+boolean as a bare name, allow_other for --allow-other). Installed as
+/sbin/mount.fuse.osimagefs (make install), osimagefs is started by
+mount -t fuse.osimagefs and by fstab entries of type fuse.osimagefs; it
+then returns once the tree is served, or fails with the reason and the
+exit status below, and serves in the background. --background does the
+same for osimagefs mount. In the background the log goes to syslog (the
+journal) or to --log-file. Under systemd (Type=notify) readiness is
+signalled with sd_notify.`,
 		Example: `  # mount, browse, unmount
   osimagefs mount localhost:5000/os/gardenlinux:1.0 /mnt/os &
   ls -lR /mnt/os
@@ -66,7 +76,13 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 
   # only the arm64 image, with a larger memory cache, visible to all users
   osimagefs mount --platform linux/arm64 --memory-cache 1GiB --allow-other \
-      registry.example.com/os/debian@sha256:... /srv/os`,
+      registry.example.com/os/debian@sha256:... /srv/os
+
+  # in the background once served, as mount(8) and fstab start it
+  osimagefs mount --background --log-file /var/log/osimagefs.log REF /srv/os
+  mount -t fuse.osimagefs registry.example.com/os/debian:13 /srv/os -o cache-size=20GiB,allow_other
+  # /etc/fstab:
+  # registry.example.com/os/debian:13  /srv/os  fuse.osimagefs  ro,_netdev,allow_other  0 0`,
 		Args: exactArgs(2, "REFERENCE and MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if done, err := f.host.start(cmd); done || err != nil {

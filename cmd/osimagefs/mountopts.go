@@ -17,10 +17,9 @@ func (o *optionsFlag) Type() string       { return "options" }
 func (o *optionsFlag) Set(v string) error { *o = append(*o, v); return nil }
 
 // optionsHelp is the help of -o.
-const optionsHelp = `mount options, comma-separated, as mount(8) and fstab give them: every flag of this
-command as name=value (a boolean as a bare name: plain-http), plus ro, allow_other and the
-standard options that do not apply here (defaults, _netdev, nofail, noauto, user, nosuid,
-x-systemd.*, comment=...), which are accepted and ignored. A flag given as a flag wins over -o`
+const optionsHelp = "mount options as mount(8) and fstab give them (repeatable): any flag of this command as name=value, " +
+	"a boolean as a bare name (plain-http), allow_other; ro, defaults, _netdev, nofail, noauto, user, nosuid, x-systemd.*, comment=... " +
+	"are accepted and ignored. A flag given as a flag wins"
 
 // ignoredOptions are standard mount options that mount(8), fstab or
 // systemd use themselves, or that the mount satisfies anyway (it is always
