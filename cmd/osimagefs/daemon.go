@@ -71,7 +71,15 @@ func runBackground(ctx context.Context) error {
 		_, _ = io.Copy(os.Stderr, errR)
 		close(copied)
 	}()
-	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
+	// The daemon has its own session: a Ctrl-C reaches only this process,
+	// which passes it on.
+	stop := context.AfterFunc(ctx, func() {
+		sig := syscall.SIGTERM
+		if ie, ok := context.Cause(ctx).(interruptedError); ok {
+			sig = ie.sig
+		}
+		_ = cmd.Process.Signal(sig)
+	})
 	defer stop()
 
 	msg, _ := io.ReadAll(readyR) // EOF: the daemon is ready, or gone
