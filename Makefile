@@ -3,7 +3,16 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/osimagefs
 
-.PHONY: all build provision test unit e2e fuzz demo bench vet clean repocheck
+# make install: the binary, the mount helper mount(8) runs for
+# `mount -t fuse.osimagefs` and fstab (it looks in /sbin, /sbin/fs.d and
+# /sbin/fs; /sbin is /usr/sbin on merged-/usr systems) and the systemd unit
+# template. DESTDIR stages a package.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= /sbin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
+.PHONY: all build provision test unit e2e fuzz demo bench vet clean repocheck install uninstall
 
 # No tracked file over 1 MiB and no build output (part of make test).
 repocheck:
@@ -18,6 +27,16 @@ all: build
 # where GOFLAGS turns stamping off.
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/osimagefs
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/osimagefs
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR)
+	ln -sfn $(BINDIR)/osimagefs $(DESTDIR)$(SBINDIR)/mount.fuse.osimagefs
+	sed 's|/usr/local/bin/osimagefs|$(BINDIR)/osimagefs|' dist/systemd/osimagefs@.service >$(DESTDIR)$(UNITDIR)/osimagefs@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/osimagefs@.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/osimagefs $(DESTDIR)$(SBINDIR)/mount.fuse.osimagefs $(DESTDIR)$(UNITDIR)/osimagefs@.service
 
 # Installs the Debian packages and the cloud kernel the tests and demo use
 # (idempotent, quick when everything is present).

@@ -54,7 +54,8 @@ PACKAGES=(
 	kmod            # depmod for the cloud kernel's modules.dep
 	xz-utils        # xz -dc for .ko.xz modules
 	zstd            # zstd -dc for .ko.zst modules
-	util-linux      # mount -o loop, losetup
+	util-linux      # mount -o loop, losetup; mount -t fuse.osimagefs, mount -T
+	systemd         # systemd-analyze verify of dist/systemd/osimagefs@.service
 	attr            # getfattr, for the extended attributes of layer files
 	prometheus      # a real scrape of the metrics endpoint (about 19 MB)
 )

@@ -43,7 +43,10 @@ func exitCode(err error) int {
 	var ue usageError
 	var me mountpointError
 	var ie interruptedError
+	var re reportedError
 	switch {
+	case errors.As(err, &re):
+		return re.code
 	case errors.As(err, &ie):
 		return exitInterrupted + int(ie.sig)
 	case errors.As(err, &ue), errors.Is(err, blobstore.ErrCAFile):

@@ -33,6 +33,7 @@ type mountFlags struct {
 	readAhead   sizeFlag
 	prefetch    string
 	metricsAddr string
+	host        hostFlags
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
@@ -57,7 +58,17 @@ prefetched right after mounting (--prefetch).
 
 Tree: MOUNTPOINT/<arch>/<variant>/{disk.img, kernel, initramfs,
 root.squashfs, cmdline, uki.efi, image.iso, manifest.json, config.json},
-and MOUNTPOINT/index.json when REFERENCE is an index.`,
+and MOUNTPOINT/index.json when REFERENCE is an index.
+
+Every flag is also a mount option: -o plain-http,cache-size=20GiB (a
+boolean as a bare name, allow_other for --allow-other). Installed as
+/sbin/mount.fuse.osimagefs (make install), osimagefs is started by
+mount -t fuse.osimagefs and by fstab entries of type fuse.osimagefs; it
+then returns once the tree is served, or fails with the reason and the
+exit status below, and serves in the background. --background does the
+same for osimagefs mount. In the background the log goes to syslog (the
+journal) or to --log-file. Under systemd (Type=notify) readiness is
+signalled with sd_notify.`,
 		Example: `  # mount, browse, unmount
   osimagefs mount localhost:5000/os/gardenlinux:1.0 /mnt/os &
   ls -lR /mnt/os
@@ -66,9 +77,18 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 
   # only the arm64 image, with a larger memory cache, visible to all users
   osimagefs mount --platform linux/arm64 --memory-cache 1GiB --allow-other \
-      registry.example.com/os/debian@sha256:... /srv/os`,
+      registry.example.com/os/debian@sha256:... /srv/os
+
+  # in the background once served, as mount(8) and fstab start it
+  osimagefs mount --background --log-file /var/log/osimagefs.log REF /srv/os
+  mount -t fuse.osimagefs registry.example.com/os/debian:13 /srv/os -o cache-size=20GiB,allow_other
+  # /etc/fstab:
+  # registry.example.com/os/debian:13  /srv/os  fuse.osimagefs  ro,_netdev,allow_other  0 0`,
 		Args: exactArgs(2, "REFERENCE and MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if done, err := f.host.start(cmd); done || err != nil {
+				return err // -o refused, or the mount is up in the background
+			}
 			return runMount(cmd.Context(), g, f, args[0], args[1])
 		},
 	}
@@ -85,11 +105,12 @@ and MOUNTPOINT/index.json when REFERENCE is an index.`,
 	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsAddrHelp)
 	fl.StringVar(&f.prefetch, "prefetch", "small", "after mounting, fetch in the background: small (kernel, initramfs, cmdline, UKI), all (then every layer, giving way to reads) or none")
+	f.host.register(fl)
 	return c
 }
 
 func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir string) error {
-	log, err := g.logger()
+	log, err := f.host.logger(g)
 	if err != nil {
 		return err
 	}
@@ -206,6 +227,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		return err // classified by osfs.Mount: FUSE or the mount point
 	}
 	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
+	f.host.ready(dir, log)
 	pctx, stopPrefetch := context.WithCancel(context.Background())
 	defer stopPrefetch()
 	go prefetch(pctx, fetcher, tree, f.prefetch, log)
@@ -221,11 +243,13 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		select {
 		case <-ctx.Done():
 			log.Info("unmounting", "cause", context.Cause(ctx), "mountpoint", dir)
+			f.host.stopping(log)
 			unmount(srv, dir, log)
 		case <-done:
 		}
 	}()
 	srv.Wait()
+	f.host.stopping(log)
 	close(done)
 	log.Info("unmounted", "mountpoint", dir)
 	return nil

@@ -43,7 +43,7 @@ unmounts cleanly instead and exits 0).`,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr; see mount --log-file)")
 	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newStatusCmd(), newVersionCmd())
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		// Every command takes a REFERENCE first.
@@ -66,9 +66,18 @@ unmounts cleanly instead and exits 0).`,
 
 // logger builds the stderr handler for the chosen level.
 func (g *globalFlags) logger() (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(strings.ToLower(g.logLevel))); err != nil {
-		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	lvl, err := g.level()
+	if err != nil {
+		return nil, err
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr})), nil
+}
+
+// level is the chosen log level.
+func (g *globalFlags) level() (slog.Level, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(strings.ToLower(g.logLevel))); err != nil {
+		return lvl, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	return lvl, nil
 }
