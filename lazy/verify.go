@@ -20,6 +20,9 @@ var ErrCorruptBlob = errors.New("blob content does not match its digest")
 // fails.
 func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 	_, _, _ = f.group.Do("verify/"+d.String(), func() (any, error) {
+		if !f.opts.Disk.NeedsVerify(d, chunks) {
+			return nil, nil // verified meanwhile, by a verification that just ended
+		}
 		err := f.opts.Disk.Verify(f.ctx, d, chunks)
 		var mm *cache.DigestMismatchError
 		switch {
