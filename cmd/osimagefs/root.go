@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -44,7 +45,7 @@ unmounts cleanly instead and exits 0).`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr)")
-	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newVersionCmd())
+	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newFetchCmd(g), newVersionCmd())
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		// Every command takes a REFERENCE first.
 		if len(args) > 0 && hasUserInfo(args[0]) {
@@ -65,10 +66,13 @@ unmounts cleanly instead and exits 0).`,
 }
 
 // logger builds the stderr handler for the chosen level.
-func (g *globalFlags) logger() (*slog.Logger, error) {
+func (g *globalFlags) logger() (*slog.Logger, error) { return g.loggerTo(os.Stderr) }
+
+// loggerTo is logger writing to w.
+func (g *globalFlags) loggerTo(w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(strings.ToLower(g.logLevel))); err != nil {
 		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr})), nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr})), nil
 }
