@@ -35,6 +35,8 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 				f.opts.OnCorrupt(d)
 			}
 			f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
+		case f.ctx.Err() != nil:
+			f.log.Debug("blob verification stopped: the fetcher is closing", "digest", d)
 		case errors.Is(err, cache.ErrIncomplete):
 			f.log.Debug("blob verification skipped: chunks evicted meanwhile", "digest", d)
 		default:

@@ -30,6 +30,11 @@ type fetchFlags struct {
 	quiet     bool
 }
 
+// fetchCacheDirHelp is cacheDirHelp without "none", which has nothing to
+// fill.
+const fetchCacheDirHelp = `disk cache directory to fill, that of the mounts that will read it ` +
+	`(default: ` + rootCacheDir + ` for root, else $XDG_CACHE_HOME/osimagefs, else $HOME/.cache/osimagefs)`
+
 // fetchMemory is the memory cache of a fetch: chunks only pass through it
 // on their way to disk.
 const fetchMemory = 32 << 20
@@ -76,7 +81,7 @@ the cache.`,
 	fl := c.Flags()
 	f.remote.register(fl)
 	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB (that of the mounts that read the cache)")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", cacheDirHelp)
+	fl.StringVar(&f.cacheDir, "cache-dir", "", fetchCacheDirHelp)
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
 	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry, over all layers")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
