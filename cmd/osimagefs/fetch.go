@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,7 @@ const fetchCacheDirHelp = `disk cache directory to fill, that of the mounts that
 
 // fetchMemory is the memory cache of a fetch: chunks only pass through it
 // on their way to disk.
-const fetchMemory = 32 << 20
+const fetchMemory = 16 << 20
 
 func newFetchCmd(g *globalFlags) *cobra.Command {
 	f := &fetchFlags{chunkSize: 1 << 20, cacheSize: 10 << 30}
@@ -177,16 +178,25 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 		prog = &lineLayers{w: stderr}
 	}
 
+	// Chunks pass through memory on their way to disk: those in flight
+	// (at most --parallel requests of maxRequest bytes) and a small LRU.
+	// The Go runtime is held near that, as a mount is.
+	const maxRequest = 8 << 20
 	chunk := int64(f.chunkSize)
-	mem, err := cache.NewMemory(max(fetchMemory, 2*chunk), chunk)
+	memSize := max(fetchMemory, 2*chunk)
+	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), int64(f.parallel)*max(chunk, maxRequest)+memSize); ok {
+		debug.SetMemoryLimit(limit)
+	}
+	mem, err := cache.NewMemory(memSize, chunk)
 	if err != nil {
 		return usageError{err}
 	}
 	fetcher, err := lazy.NewFetcher(store, mem, lazy.Options{
-		ChunkSize: chunk,
-		Parallel:  f.parallel,
-		Logger:    log,
-		Disk:      disk,
+		ChunkSize:  chunk,
+		MaxRequest: maxRequest,
+		Parallel:   f.parallel,
+		Logger:     log,
+		Disk:       disk,
 		OnFetch: func(d digest.Digest, n int64) {
 			if r := byDigest[d]; r != nil {
 				r.fetched.Add(n)
