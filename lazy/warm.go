@@ -30,10 +30,10 @@ type verifiedCache interface {
 // not cached yet, in runs of up to MaxRequest bytes with up to Parallel
 // runs at once (the Fetcher's request slots bound them over all blobs),
 // and returns once every chunk is on disk and the blob has been verified
-// against its digest. A blob that does not match fails with
-// ErrCorruptBlob (its chunks are dropped). When ctx ends it returns at
-// once; fetches in flight go on until Close, which writes the chunks that
-// arrived to disk.
+// against its digest (an empty blob has nothing to cache). A blob that
+// does not match fails with ErrCorruptBlob (its chunks are dropped). When
+// ctx ends it returns at once; fetches in flight go on until Close, which
+// writes the chunks that arrived to disk.
 func (b *Blob) Warm(ctx context.Context) error {
 	disk := b.f.opts.Disk
 	if disk == nil {
@@ -41,6 +41,9 @@ func (b *Blob) Warm(ctx context.Context) error {
 	}
 	if err := b.f.badErr(b.digest); err != nil {
 		return fmt.Errorf("warm %s: %w", b.digest, err)
+	}
+	if b.size == 0 {
+		return nil // no chunk: a read never fetches anything
 	}
 	if err := b.fillAll(ctx); err != nil {
 		return fmt.Errorf("warm %s: %w", b.digest, err)

@@ -169,3 +169,15 @@ func (s *gatedSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]
 	}
 	return nil
 }
+
+// TestWarmEmptyBlob: an empty blob has no chunk and nothing to fetch.
+func TestWarmEmptyBlob(t *testing.T) {
+	src := &memSource{}
+	f := diskFetcher(t, src, openDisk(t, t.TempDir(), 64<<10, 64<<20), 64<<10)
+	if err := f.Blob(digest.FromBytes(nil), 0).Warm(context.Background()); err != nil {
+		t.Fatalf("Warm of an empty blob: %v", err)
+	}
+	if n := src.requests.Load(); n != 0 {
+		t.Fatalf("%d requests for an empty blob", n)
+	}
+}

@@ -216,7 +216,7 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 	// A layer is done only if it is still complete and verified now: a
 	// later layer may have evicted an earlier one's chunks.
 	for _, r := range runs {
-		if r.err == nil && r.started && !disk.Verified(r.layer.Digest) {
+		if r.err == nil && r.started && r.layer.Size > 0 && !disk.Verified(r.layer.Digest) {
 			r.err = errors.New("evicted from the cache while the others were fetched (a larger --cache-size, or fewer PATHs)")
 		}
 	}
