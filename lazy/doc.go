@@ -15,5 +15,7 @@
 // Fetched chunks go to the memory cache at once and to the disk cache
 // through one queue (diskqueue.go); a blob complete on disk is verified
 // against its digest (verify.go). A server that ignores Range is read by
-// one whole-blob stream per blob at a time (wholestream.go).
+// one whole-blob stream per blob at a time (wholestream.go). Blob.Warm
+// brings a whole blob into the disk cache and waits for its verification
+// (warm.go), for osimagefs fetch.
 package lazy

@@ -20,6 +20,9 @@ var ErrCorruptBlob = errors.New("blob content does not match its digest")
 // fails.
 func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 	_, _, _ = f.group.Do("verify/"+d.String(), func() (any, error) {
+		if !f.opts.Disk.NeedsVerify(d, chunks) {
+			return nil, nil // verified meanwhile, by a verification that just ended
+		}
 		err := f.opts.Disk.Verify(f.ctx, d, chunks)
 		var mm *cache.DigestMismatchError
 		switch {
@@ -33,6 +36,8 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 				f.opts.OnCorrupt(d)
 			}
 			f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
+		case f.ctx.Err() != nil:
+			f.log.Debug("blob verification stopped: the fetcher is closing", "digest", d)
 		case errors.Is(err, cache.ErrIncomplete):
 			f.log.Debug("blob verification skipped: chunks evicted meanwhile", "digest", d)
 		default:

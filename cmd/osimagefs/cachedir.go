@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/osimagefs/osimagefs/cache"
 )
 
 // rootCacheDir is the default cache directory of root, kept apart from
@@ -29,4 +32,25 @@ func defaultCacheDir(euid int) (string, error) {
 		return "", fmt.Errorf("no default cache directory (%v): give --cache-dir DIR, or --cache-dir none for memory only", err)
 	}
 	return filepath.Join(d, "osimagefs"), nil
+}
+
+// openDiskCache opens the disk cache that --cache-dir names (its default
+// when empty), for chunks of chunkSize and at most size bytes; nil for
+// "none". A directory that cannot be used is a usage error.
+func openDiskCache(dir string, chunkSize, size int64, log *slog.Logger) (*cache.Disk, error) {
+	if dir == "none" {
+		return nil, nil
+	}
+	if dir == "" {
+		var err error
+		if dir, err = defaultCacheDir(os.Geteuid()); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	disk, err := cache.OpenDisk(dir, chunkSize, size, log)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	log.Debug("disk cache", "dir", dir, "used", disk.Used(), "limit", disk.Limit())
+	return disk, nil
 }

@@ -134,20 +134,12 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 
 	// The disk cache is opened before anything else, so that a directory
 	// that cannot be used is refused at once.
-	var disk *cache.Disk
-	cacheDir := f.cacheDir
-	if cacheDir == "" {
-		if cacheDir, err = defaultCacheDir(os.Geteuid()); err != nil {
-			return usageError{err}
-		}
+	disk, err := openDiskCache(f.cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
+	if err != nil {
+		return err
 	}
-	if cacheDir != "none" {
-		disk, err = cache.OpenDisk(cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
-		if err != nil {
-			return usageError{err}
-		}
+	if disk != nil {
 		defer disk.Close()
-		log.Debug("disk cache", "dir", cacheDir, "used", disk.Used(), "limit", disk.Limit())
 	}
 
 	obs := newMetrics(disk)

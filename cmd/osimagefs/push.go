@@ -3,13 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -157,7 +154,7 @@ func runPush(cmd *cobra.Command, g *globalFlags, f *pushFlags, ref string) error
 	}
 	stderr := cmd.ErrOrStderr()
 	if !f.quiet && isTerminal(stderr) {
-		bars := &barProgress{w: stderr}
+		bars := newPushBars(stderr)
 		defer bars.close()
 		opts.Progress = bars
 	}
@@ -177,68 +174,4 @@ func runPush(cmd *cobra.Command, g *globalFlags, f *pushFlags, ref string) error
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), res.Reference)
 	return err
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// barProgress draws one progress bar per file being hashed or uploaded.
-// publish.Push never calls it concurrently.
-type barProgress struct {
-	w   io.Writer
-	bar *progressbar.ProgressBar
-}
-
-func (p *barProgress) Start(step publish.Step, b publish.Blob) {
-	p.close() // a retry starts a fresh bar
-	p.bar = progressbar.NewOptions64(b.Size,
-		progressbar.OptionSetWriter(p.w),
-		progressbar.OptionSetDescription(fmt.Sprintf("%-6s %-13s", step, b.Role.FileName())),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowCount(),
-		progressbar.OptionUseIECUnits(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetRenderBlankState(true),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
-	)
-}
-
-func (p *barProgress) Advance(n int64) {
-	if p.bar != nil {
-		_ = p.bar.Add64(n)
-	}
-}
-
-func (p *barProgress) Finish(err error) {
-	if p.bar == nil {
-		return
-	}
-	if err == nil {
-		_ = p.bar.Finish()
-		p.bar = nil
-		return
-	}
-	p.close()
-}
-
-func (p *barProgress) Exists(b publish.Blob) {
-	p.close()
-	fmt.Fprintf(p.w, "%-6s %-13s already in the registry\n", "skip", b.Role.FileName())
-}
-
-// close abandons an unfinished bar, leaving its last state on its line.
-func (p *barProgress) close() {
-	if p.bar != nil {
-		_ = p.bar.Exit()
-		fmt.Fprintln(p.w)
-		p.bar = nil
-	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -44,7 +45,7 @@ unmounts cleanly instead and exits 0).`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr; see mount --log-file)")
-	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newStatusCmd(), newVersionCmd())
+	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newFetchCmd(g), newStatusCmd(), newVersionCmd())
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		// Every command takes a REFERENCE first.
 		if len(args) > 0 && hasUserInfo(args[0]) {
@@ -65,12 +66,15 @@ unmounts cleanly instead and exits 0).`,
 }
 
 // logger builds the stderr handler for the chosen level.
-func (g *globalFlags) logger() (*slog.Logger, error) {
+func (g *globalFlags) logger() (*slog.Logger, error) { return g.loggerTo(os.Stderr) }
+
+// loggerTo is logger writing to w.
+func (g *globalFlags) loggerTo(w io.Writer) (*slog.Logger, error) {
 	lvl, err := g.level()
 	if err != nil {
 		return nil, err
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr})), nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr})), nil
 }
 
 // level is the chosen log level.
