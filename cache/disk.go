@@ -47,10 +47,14 @@ type Disk struct {
 	// writing: an eviction pass, which counts chunks present, adds them.
 	writing atomic.Int64
 
+	// life is held shared by every call for its duration, and exclusively
+	// by Close: the files and mappings are never closed under a call.
+	life   sync.RWMutex
+	closed bool // guarded by life
+
 	mu     sync.Mutex                  // guards the fields below
 	blobs  map[digest.Digest]*blobFile // blobs of this chunk size open here
 	claims map[claimKey]bool           // chunk locks this Disk holds
-	closed bool
 }
 
 // claimKey names a chunk of one blob directory (so of one chunk size).
@@ -70,6 +74,9 @@ const (
 	// Busy: another fetcher, in this process or another, holds it.
 	Busy
 )
+
+// errClosed: a call on a closed Disk.
+var errClosed = errors.New("disk cache is closed")
 
 // staleTmp is how old an entry of tmp/ must be before any process may
 // remove it as left by a killed one (making a blob directory takes
@@ -122,11 +129,19 @@ func OpenDisk(root string, chunkSize, limit int64, log *slog.Logger) (*Disk, err
 	return d, nil
 }
 
-// Close closes the blobs open here, releasing their chunk locks.
+// Close closes the blobs open here, releasing their chunk locks, once the
+// calls in progress have returned. Later calls find nothing cached and
+// store nothing.
 func (d *Disk) Close() error {
+	d.life.Lock()
+	defer d.life.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
 	d.mu.Lock()
 	blobs := d.blobs
-	d.blobs, d.closed = map[digest.Digest]*blobFile{}, true
+	d.blobs = map[digest.Digest]*blobFile{}
 	d.mu.Unlock()
 	for _, b := range blobs {
 		b.close()
@@ -135,8 +150,25 @@ func (d *Disk) Close() error {
 	return nil
 }
 
+// enter starts a call: false when the Disk is closed. A true answer must
+// be followed by d.life.RUnlock().
+func (d *Disk) enter() bool {
+	d.life.RLock()
+	if d.closed {
+		d.life.RUnlock()
+		return false
+	}
+	return true
+}
+
 // Used is the bytes of chunks on disk, written by any process.
-func (d *Disk) Used() int64 { return d.usage.used() }
+func (d *Disk) Used() int64 {
+	if !d.enter() {
+		return 0
+	}
+	defer d.life.RUnlock()
+	return d.usage.used()
+}
 
 // Limit is the most bytes the cache holds.
 func (d *Disk) Limit() int64 { return d.limit }
@@ -151,11 +183,8 @@ func (d *Disk) blobDir(dg digest.Digest) string {
 // disk and create is not set.
 func (d *Disk) blob(dg digest.Digest, size int64, create bool) (*blobFile, error) {
 	d.mu.Lock()
-	b, closed := d.blobs[dg], d.closed
+	b := d.blobs[dg]
 	d.mu.Unlock()
-	if closed {
-		return nil, errors.New("disk cache is closed")
-	}
 	if b != nil {
 		if size > 0 && b.size != size {
 			return nil, fmt.Errorf("%w: the cache holds %s as %d bytes, not %d", errBadIndex, dg, b.size, size)
@@ -178,11 +207,8 @@ func (d *Disk) blob(dg digest.Digest, size int64, create bool) (*blobFile, error
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if old := d.blobs[dg]; old != nil || d.closed {
+	if old := d.blobs[dg]; old != nil {
 		b.close()
-		if old == nil {
-			return nil, errors.New("disk cache is closed")
-		}
 		return old, nil
 	}
 	d.blobs[dg] = b
@@ -194,6 +220,10 @@ func (d *Disk) blob(dg digest.Digest, size int64, create bool) (*blobFile, error
 // evicted while it was being read (the bytes in p are then not to be
 // used).
 func (d *Disk) ReadAt(k Key, p []byte, off int64) (bool, error) {
+	if !d.enter() {
+		return false, nil
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(k.Digest, 0, false)
 	if err != nil || b == nil {
 		return false, nil
@@ -223,6 +253,10 @@ func (d *Disk) ReadAt(k Key, p []byte, off int64) (bool, error) {
 
 // Has reports whether chunk k is cached.
 func (d *Disk) Has(k Key) bool {
+	if !d.enter() {
+		return false
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(k.Digest, 0, false)
 	return err == nil && b != nil && k.Index >= 0 && k.Index < b.chunks && present(b.state(k.Index).Load())
 }
@@ -231,6 +265,10 @@ func (d *Disk) Has(k Key) bool {
 // Add, so that no other process (or other fetcher here) fetches it at the
 // same time. On Claimed the caller must call Add or Release.
 func (d *Disk) Claim(k Key, size int64) (ClaimResult, error) {
+	if !d.enter() {
+		return Busy, errClosed
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(k.Digest, size, true)
 	if err != nil {
 		return Busy, err
@@ -255,6 +293,15 @@ func (d *Disk) Claim(k Key, size int64) (ClaimResult, error) {
 // Release gives up a claim on chunk k without adding it (the fetch
 // failed). Releasing a chunk not claimed does nothing.
 func (d *Disk) Release(k Key) {
+	if !d.enter() {
+		return
+	}
+	defer d.life.RUnlock()
+	d.release(k)
+}
+
+// release is Release inside a call.
+func (d *Disk) release(k Key) {
 	d.mu.Lock()
 	b := d.blobs[k.Digest]
 	d.mu.Unlock()
@@ -268,13 +315,17 @@ func (d *Disk) Release(k Key) {
 // it to another fetcher that holds it. It first evicts least recently used
 // chunks so that the cache stays within its limit.
 func (d *Disk) Add(k Key, size int64, data []byte) error {
+	if !d.enter() {
+		return errClosed
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(k.Digest, size, true)
 	if err != nil {
 		return fmt.Errorf("cache %s: %w", k, err)
 	}
 	i := k.Index
 	if i < 0 || i >= b.chunks || int64(len(data)) != b.chunkLen(i) {
-		d.Release(k)
+		d.release(k)
 		return fmt.Errorf("cache %s: %d bytes, want %d", k, len(data), b.chunkLen(max(0, min(i, b.chunks-1))))
 	}
 	if !d.holds(b, i) {
@@ -367,6 +418,10 @@ func (d *Disk) holds(b *blobFile, i int64) bool {
 
 // CachedBytes is how many bytes of blob dg are on disk.
 func (d *Disk) CachedBytes(dg digest.Digest) int64 {
+	if !d.enter() {
+		return 0
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(dg, 0, false)
 	if err != nil || b == nil {
 		return 0

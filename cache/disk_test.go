@@ -604,3 +604,40 @@ func TestDiskVerify(t *testing.T) {
 		}
 	})
 }
+
+// TestDiskCloseWhileInUse: Close waits for the calls in progress, and
+// calls after it find nothing and store nothing (never touching a closed
+// file or an unmapped index).
+func TestDiskCloseWhileInUse(t *testing.T) {
+	for range 20 {
+		d, err := OpenDisk(t.TempDir(), testChunk, 1<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newTestBlob(15, 8*testChunk, testChunk)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := make([]byte, testChunk)
+				for i := range 200 {
+					k := b.key(int64((g + i) % 8))
+					_ = d.Add(k, b.size(), b.chunk(k.Index))
+					if ok, _ := d.ReadAt(k, p, 0); ok && !bytes.Equal(p, b.chunk(k.Index)) {
+						t.Error("wrong bytes")
+					}
+					d.Has(k)
+					d.CachedBytes(b.digest)
+					d.Used()
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		d.Close()
+		wg.Wait()
+		if d.Has(b.key(0)) || d.Used() != 0 {
+			t.Fatal("a closed Disk answers")
+		}
+	}
+}

@@ -26,6 +26,10 @@ func (e *DigestMismatchError) Error() string {
 // NeedsVerify reports whether all n chunks of blob dg are on disk and it
 // has not been verified yet (by any process).
 func (d *Disk) NeedsVerify(dg digest.Digest, n int64) bool {
+	if !d.enter() {
+		return false
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(dg, 0, false)
 	if err != nil || b == nil || b.chunks != n || b.verified() {
 		return false
@@ -37,6 +41,10 @@ func (d *Disk) NeedsVerify(dg digest.Digest, n int64) bool {
 // Verified reports whether blob dg is complete on disk and matched its
 // digest.
 func (d *Disk) Verified(dg digest.Digest) bool {
+	if !d.enter() {
+		return false
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(dg, 0, false)
 	return err == nil && b != nil && b.verified()
 }
@@ -47,6 +55,10 @@ func (d *Disk) Verified(dg digest.Digest) bool {
 // means a chunk went missing, or was evicted while being hashed, so
 // nothing can be said.
 func (d *Disk) Verify(ctx context.Context, dg digest.Digest, n int64) error {
+	if !d.enter() {
+		return fmt.Errorf("verify %s: %w", dg, errClosed)
+	}
+	defer d.life.RUnlock()
 	b, err := d.blob(dg, 0, false)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", dg, err)
