@@ -53,7 +53,7 @@ func TestApplyMountOptions(t *testing.T) {
 		{name: "several in one", opts: []string{"plain-http,cache-size=20GiB,allow_other,parallel=4"},
 			want: map[string]string{"plain-http": "true", "cache-size": "20GiB", "allow-other": "true", "parallel": "4"}},
 		{name: "several -o", opts: []string{"plain-http", "read-timeout=5m"}, want: map[string]string{"plain-http": "true", "read-timeout": "5m0s"}},
-		{name: "underscores", opts: []string{"read_ahead=0,cache_dir=/var/cache/x"}, want: map[string]string{"read-ahead": "0B", "cache-dir": "/var/cache/x"}},
+		{name: "underscores", opts: []string{"read_ahead=0,cache_dir=/var/cache/x"}, want: map[string]string{"read-ahead": "0", "cache-dir": "/var/cache/x"}},
 		{name: "repeatable", opts: []string{"platform=linux/amd64,platform=linux/arm64"}, want: map[string]string{"platform": "linux/amd64 linux/arm64"}},
 		{name: "persistent flag", opts: []string{"log-level=debug"}, want: map[string]string{"log-level": "debug"}},
 		{name: "background and log file", opts: []string{"background,log-file=/var/log/osimagefs.log"},
