@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -78,9 +79,7 @@ func (d *Disk) Verify(ctx context.Context, dg digest.Digest, n int64) error {
 		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
 	if got := digest.NewDigest(dg.Algorithm(), h); got != dg {
-		for i := range b.chunks {
-			d.evictChunk(b, i)
-		}
+		d.drop(b)
 		return &DigestMismatchError{Digest: dg, Got: got}
 	}
 	// The mark goes first and stays only if no chunk changed: an eviction
@@ -127,4 +126,33 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Drop evicts every chunk of blob dg, for a blob known to be corrupt.
+func (d *Disk) Drop(dg digest.Digest) {
+	if !d.enter() {
+		return
+	}
+	defer d.life.RUnlock()
+	if b, err := d.blob(dg, 0, false); err == nil && b != nil {
+		d.drop(b)
+	}
+}
+
+// drop evicts every chunk of b. A chunk being written is waited for, up
+// to 100 ms (a write takes about a millisecond), so that it goes too.
+func (d *Disk) drop(b *blobFile) {
+	for i := range b.chunks {
+		for try := 0; try < 50; try++ {
+			if present(b.state(i).Load()) {
+				if d.evictChunk(b, i) > 0 {
+					break
+				}
+			} else if ok, err := d.lock(b, i); err != nil || ok {
+				d.unlock(b, i) // nobody writing it
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
 }

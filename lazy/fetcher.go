@@ -52,6 +52,7 @@ type DiskCache interface {
 	Claim(k cache.Key, size int64) (cache.ClaimResult, error)
 	Release(k cache.Key)
 	Add(k cache.Key, size int64, b []byte) error
+	Drop(d digest.Digest)
 	NeedsVerify(d digest.Digest, chunks int64) bool
 	Verify(ctx context.Context, d digest.Digest, chunks int64) error
 }
@@ -350,6 +351,10 @@ func (f *Fetcher) release(k cache.Key) {
 // writeDisk writes one chunk and starts the verification of its blob when
 // that makes the blob complete on disk.
 func (f *Fetcher) writeDisk(w diskWrite) {
+	if f.badErr(w.k.Digest) != nil {
+		f.opts.Disk.Release(w.k) // failed verification: nothing of it goes back
+		return
+	}
 	if err := f.opts.Disk.Add(w.k, w.size, w.b); err != nil {
 		f.log.Warn("disk cache write failed; serving from memory", "chunk", w.k.String(), "err", err)
 		return

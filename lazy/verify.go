@@ -30,6 +30,9 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 			f.log.Debug("blob verified", "digest", d)
 		case errors.As(err, &mm):
 			f.bad.Store(d, fmt.Errorf("%w: %w", ErrCorruptBlob, err))
+			// Chunks being written while it was hashed are dropped too;
+			// none are written from now on (writeDisk).
+			f.opts.Disk.Drop(d)
 			f.cache.RemoveBlob(d)
 			f.opts.Observer.VerifyFailed(d)
 			if f.opts.OnCorrupt != nil {
