@@ -1,9 +1,7 @@
 package fs
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -21,21 +19,15 @@ type MountInfo struct {
 // MountsAt returns the mounts at exactly dir, bottom first (the last one
 // is the one visible). It reads /proc/self/mountinfo and never touches dir.
 func MountsAt(dir string) ([]MountInfo, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	all, err := Mounts()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []MountInfo
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if m, ok := parseMountInfo(sc.Text()); ok && m.Dir == dir {
+	for _, m := range all {
+		if m.Dir == dir {
 			out = append(out, m)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read /proc/self/mountinfo: %w", err)
 	}
 	return out, nil
 }

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	osfs "github.com/osimagefs/osimagefs/fs"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // daemon is one running `osimagefs mount`.
@@ -134,24 +132,7 @@ func (d *daemon) abort() {
 }
 
 // peakRSS is the daemon's VmHWM (peak resident set size) in bytes.
-func (d *daemon) peakRSS() (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/PID/status")
-}
+func (d *daemon) peakRSS() (int64, error) { return fixture.PeakRSS(d.cmd.Process.Pid) }
 
 // isMounted reports whether something is mounted exactly at dir.
 func isMounted(dir string) bool {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -9,8 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -54,23 +51,6 @@ func readShared(p string, l sharedLayer) error {
 		return fmt.Errorf("%s: wrong bytes (sha256 %x)", p, sha256.Sum256(got))
 	}
 	return nil
-}
-
-// vmHWM is the peak resident set size of process pid, in bytes.
-func vmHWM(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmHWM")
 }
 
 // TestSharedCacheTenMounts: five images that share blobs, each mounted
@@ -157,7 +137,7 @@ func TestSharedCacheTenMounts(t *testing.T) {
 	}
 	var rssSum, rssMax int64
 	for i, m := range mounts {
-		rss, err := vmHWM(m.cmd.Process.Pid)
+		rss, err := fixture.PeakRSS(m.cmd.Process.Pid)
 		if err != nil {
 			t.Fatalf("mount %d: %v", i, err)
 		}
