@@ -31,10 +31,12 @@ import (
 //	16  int64    chunk size
 //	24  int64    blob size
 //
-// Slot i (at 64+16*i): uint64 state, gen<<1 | present, and int64 last use
-// in Unix nanoseconds. A chunk's gen grows each time it is written or
-// evicted, so a reader that saw the same state before and after its pread
-// knows the bytes it read were the chunk's (the seqlock pattern).
+// Slot i (at 64+16*i): uint64 state, gen<<2 | writing<<1 | present, and
+// int64 last use in Unix nanoseconds. A chunk's gen grows each time it is
+// written or evicted, so a reader that saw the same state before and after
+// its pread knows the bytes it read were the chunk's (the seqlock
+// pattern). writing is set while its bytes are being written, so that an
+// eviction pass counts them.
 //
 // Whoever writes or evicts chunk i holds an OFD byte-range lock on byte
 // 64+16*i of index for the time it takes. The kernel drops such locks when
@@ -124,6 +126,8 @@ func tryOpenBlobFile(dir string, dg digest.Digest, chunkSize, size int64) (b *bl
 	case st.Size() != indexSize(bs, cs):
 		return nil, false, fmt.Errorf("%w: %s is %d bytes, want %d", errBadIndex, index.Name(), st.Size(), indexSize(bs, cs))
 	}
+	// Readers mostly stream a blob: a larger read-ahead from the file.
+	_ = unix.Fadvise(int(data.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	idx, err := unix.Mmap(int(index.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, false, fmt.Errorf("map %s: %w", index.Name(), err)
@@ -133,8 +137,10 @@ func tryOpenBlobFile(dir string, dg digest.Digest, chunkSize, size int64) (b *bl
 
 // createBlobFile makes a blob directory for size bytes in tmp and moves
 // it to dir, unless another process made dir first (then the one it made
-// is used). Both files are allocated in full up front, so that a full
-// disk fails here and never as a fault on the mapped index.
+// is used). The index is allocated in full up front, so that on a full
+// disk this fails rather than a write to the mapped index (on a
+// copy-on-write filesystem that guarantee is weaker: see the README's
+// limits).
 func createBlobFile(tmp, dir string, dg digest.Digest, chunkSize, size int64) (*blobFile, error) {
 	work, err := os.MkdirTemp(tmp, "blob-")
 	if err != nil {
@@ -215,13 +221,20 @@ func (b *blobFile) flags() *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&b.idx[12]))
 }
 
-func present(state uint64) bool { return state&1 == 1 }
+const (
+	presentBit = 1
+	writingBit = 2
+)
 
-// nextState is the state after a write (present) or an eviction.
+func present(state uint64) bool { return state&presentBit != 0 }
+func writing(state uint64) bool { return state&writingBit != 0 }
+
+// nextState is the state after a write (present) or an eviction: the next
+// generation, not writing.
 func nextState(state uint64, isPresent bool) uint64 {
-	s := (state>>1 + 1) << 1
+	s := (state>>2 + 1) << 2
 	if isPresent {
-		s |= 1
+		s |= presentBit
 	}
 	return s
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -43,10 +42,6 @@ type Disk struct {
 	log       *slog.Logger
 	usage     *usage
 
-	// writing is the bytes this Disk has counted in usage and is still
-	// writing: an eviction pass, which counts chunks present, adds them.
-	writing atomic.Int64
-
 	// life is held shared by every call for its duration, and exclusively
 	// by Close: the files and mappings are never closed under a call.
 	life   sync.RWMutex
@@ -74,6 +69,11 @@ const (
 	// Busy: another fetcher, in this process or another, holds it.
 	Busy
 )
+
+// stampEvery is how often a read may stamp a chunk's last use at most:
+// each stamp dirties a page of the shared index, and the LRU order is
+// exact to this.
+const stampEvery = 100 * time.Millisecond
 
 // errClosed: a call on a closed Disk.
 var errClosed = errors.New("disk cache is closed")
@@ -108,6 +108,9 @@ func OpenDisk(root string, chunkSize, limit int64, log *slog.Logger) (*Disk, err
 		return nil, err
 	}
 	if err := cleanTmp(tmp, staleTmp); err != nil {
+		return nil, err
+	}
+	if err := checkHoles(tmp); err != nil {
 		return nil, err
 	}
 	removeOldLayout(root, log)
@@ -247,7 +250,9 @@ func (d *Disk) ReadAt(k Key, p []byte, off int64) (bool, error) {
 		}
 		return false, fmt.Errorf("read cached %s: %w", k, err)
 	}
-	b.lastUse(i).Store(time.Now().UnixNano())
+	if now := time.Now().UnixNano(); now-b.lastUse(i).Load() > int64(stampEvery) {
+		b.lastUse(i).Store(now)
+	}
 	return true, nil
 }
 
@@ -262,8 +267,8 @@ func (d *Disk) Has(k Key) bool {
 }
 
 // Claim takes chunk k of a blob of size bytes for the caller to fetch and
-// Add, so that no other process (or other fetcher here) fetches it at the
-// same time. On Claimed the caller must call Add or Release.
+// Fill, so that no other process (or other fetcher here) fetches it at the
+// same time. On Claimed the caller must call Fill or Release, once.
 func (d *Disk) Claim(k Key, size int64) (ClaimResult, error) {
 	if !d.enter() {
 		return Busy, errClosed
@@ -290,8 +295,8 @@ func (d *Disk) Claim(k Key, size int64) (ClaimResult, error) {
 	return Claimed, nil
 }
 
-// Release gives up a claim on chunk k without adding it (the fetch
-// failed). Releasing a chunk not claimed does nothing.
+// Release gives up the caller's claim on chunk k without filling it (the
+// fetch failed). Only the claim's owner may call it.
 func (d *Disk) Release(k Key) {
 	if !d.enter() {
 		return
@@ -310,56 +315,97 @@ func (d *Disk) release(k Key) {
 	}
 }
 
-// Add stores chunk k of a blob of size bytes, and ends the caller's claim
-// on it if it has one. Without one it claims the chunk itself, and leaves
-// it to another fetcher that holds it. It first evicts least recently used
-// chunks so that the cache stays within its limit.
+// Add stores chunk k of a blob of size bytes fetched without a claim: it
+// takes the chunk's lock itself, and leaves the chunk to whoever holds it
+// (in this process or another) when it cannot. It first evicts least
+// recently used chunks so that the cache stays within its limit.
 func (d *Disk) Add(k Key, size int64, data []byte) error {
 	if !d.enter() {
 		return errClosed
 	}
 	defer d.life.RUnlock()
+	b, err := d.chunkOf(k, size, data)
+	if err != nil {
+		return err
+	}
+	ok, err := d.lock(b, k.Index)
+	if err != nil || !ok {
+		return err
+	}
+	defer d.unlock(b, k.Index)
+	return d.write(b, k, data)
+}
+
+// Fill stores chunk k, which the caller claimed (Claimed), and ends the
+// claim, as Add otherwise.
+func (d *Disk) Fill(k Key, size int64, data []byte) error {
+	if !d.enter() {
+		return errClosed
+	}
+	defer d.life.RUnlock()
+	b, err := d.chunkOf(k, size, data)
+	if err != nil {
+		d.release(k)
+		return err
+	}
+	defer d.unlock(b, k.Index)
+	if !d.holds(b, k.Index) {
+		return fmt.Errorf("cache %s: filled without a claim", k)
+	}
+	return d.write(b, k, data)
+}
+
+// chunkOf returns the blob of chunk k, creating it, and checks that data
+// is the chunk's length.
+func (d *Disk) chunkOf(k Key, size int64, data []byte) (*blobFile, error) {
 	b, err := d.blob(k.Digest, size, true)
 	if err != nil {
-		return fmt.Errorf("cache %s: %w", k, err)
+		return nil, fmt.Errorf("cache %s: %w", k, err)
 	}
-	i := k.Index
-	if i < 0 || i >= b.chunks || int64(len(data)) != b.chunkLen(i) {
-		d.release(k)
-		return fmt.Errorf("cache %s: %d bytes, want %d", k, len(data), b.chunkLen(max(0, min(i, b.chunks-1))))
+	if i := k.Index; i < 0 || i >= b.chunks || int64(len(data)) != b.chunkLen(i) {
+		return nil, fmt.Errorf("cache %s: %d bytes, want %d", k, len(data), b.chunkLen(max(0, min(i, b.chunks-1))))
 	}
-	if !d.holds(b, i) {
-		ok, err := d.lock(b, i)
-		if err != nil || !ok {
-			return err
-		}
-	}
-	defer d.unlock(b, i)
+	return b, nil
+}
+
+// write puts chunk k of b in place, under its lock: marked writing (so an
+// eviction pass counts it), counted in usage, written, then marked
+// present. A failed write gives the bytes and blocks back.
+func (d *Disk) write(b *blobFile, k Key, data []byte) error {
+	i, n := k.Index, int64(len(data))
 	s := b.state(i).Load()
 	if present(s) {
 		return nil
 	}
-	n := int64(len(data))
+	b.state(i).Store(s | writingBit)
 	if err := d.reserve(n); err != nil {
+		b.state(i).Store(s)
 		return fmt.Errorf("cache %s: %w", k, err)
 	}
-	defer d.writing.Add(-n)
 	if _, err := b.data.WriteAt(data, i*b.chunkSize); err != nil {
 		d.usage.add(-n)
+		b.punch(i)
+		b.state(i).Store(s)
 		return fmt.Errorf("cache %s: write: %w", k, err)
 	}
 	b.lastUse(i).Store(time.Now().UnixNano())
-	b.state(i).Store(nextState(s, true))
+	if !b.state(i).CompareAndSwap(s|writingBit, nextState(s, true)) {
+		d.usage.add(-n) // cannot happen under the lock; never go back
+		return fmt.Errorf("cache %s: its state changed while it was being written", k)
+	}
+	// A write follows an eviction, which a blob marked verified cannot
+	// have had since: a mark left by a verification killed half way goes.
+	b.setVerified(false)
 	return nil
 }
 
 // reserve counts n more bytes in the shared usage before they are
 // written, so that every process sees them at once, evicting first when
 // they would not fit. If an eviction pass cannot make room (every chunk
-// held by a fetcher) the bytes are counted anyway: the cache then runs
-// over its limit by chunks being written, never more.
+// held by a fetcher, or the eviction lock held too long) the bytes are
+// counted anyway: the cache then runs over its limit by chunks being
+// written.
 func (d *Disk) reserve(n int64) error {
-	d.writing.Add(n)
 	for evicted := false; ; {
 		u := d.usage.used()
 		if u+n <= d.limit || evicted {
@@ -369,7 +415,6 @@ func (d *Disk) reserve(n int64) error {
 			continue
 		}
 		if err := d.evict(n); err != nil {
-			d.writing.Add(-n)
 			return err
 		}
 		evicted = true

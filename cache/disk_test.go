@@ -193,10 +193,20 @@ func TestDiskShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustMiss(t, c, b.key(1))
+	// Nor does an Add in the holder's own process: only the claim's
+	// owner fills it.
 	if err := a.Add(b.key(1), b.size(), b.chunk(1)); err != nil {
 		t.Fatal(err)
 	}
+	mustMiss(t, c, b.key(1))
+	if err := a.Fill(b.key(1), b.size(), b.chunk(1)); err != nil {
+		t.Fatal(err)
+	}
 	mustRead(t, c, b.key(1), 0, b.chunk(1))
+	if err := c.Fill(b.key(3), b.size(), b.chunk(3)); err == nil {
+		t.Error("Fill without a claim succeeded")
+	}
+	mustMiss(t, c, b.key(3))
 	if r := claim(a, 2); r != Claimed {
 		t.Fatalf("Claim = %v, want Claimed", r)
 	}
@@ -282,7 +292,7 @@ func TestDiskEvictsLeastRecentlyUsed(t *testing.T) {
 	c := openTestDisk(t, dir, testChunk, limit)
 	old := newTestBlob(4, 8*testChunk, testChunk)
 	addAll(t, a, old)
-	time.Sleep(2 * time.Millisecond)
+	time.Sleep(2 * stampEvery)
 	mustRead(t, c, old.key(0), 0, old.chunk(0)) // recently used, by the other process
 	fresh := newTestBlob(5, 2*testChunk, testChunk)
 	addAll(t, a, fresh)
@@ -640,4 +650,33 @@ func TestDiskCloseWhileInUse(t *testing.T) {
 			t.Fatal("a closed Disk answers")
 		}
 	}
+}
+
+// TestDiskEvictionLockHeldTooLong: a process stopped in an eviction pass
+// (its lock held, not dead) does not hang a writer that needs room: after
+// evictLockWait it writes without evicting.
+func TestDiskEvictionLockHeldTooLong(t *testing.T) {
+	dir := t.TempDir()
+	d := openTestDisk(t, dir, testChunk, 2*testChunk)
+	addAll(t, d, newTestBlob(16, 2*testChunk, testChunk))
+	lf, err := os.Open(filepath.Join(dir, "evict.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBlob(17, testChunk, testChunk)
+	done := make(chan error, 1)
+	go func() { done <- d.Add(b.key(0), b.size(), b.chunk(0)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(evictLockWait + 5*time.Second):
+		t.Fatal("Add hung on an eviction lock held by another process")
+	}
+	mustRead(t, d, b.key(0), 0, b.chunk(0))
 }

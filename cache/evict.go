@@ -36,8 +36,13 @@ func (d *Disk) evict(room int64) error {
 		return fmt.Errorf("open eviction lock: %w", err)
 	}
 	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+	if ok, err := flockWithin(lf, evictLockWait); err != nil {
 		return fmt.Errorf("take eviction lock: %w", err)
+	} else if !ok {
+		// A process stopped (not dead) in a pass holds it: go on without
+		// evicting rather than hang; the next pass catches up.
+		d.log.Warn("disk cache eviction lock held for too long; writing without evicting", "lock", lf.Name(), "waited", evictLockWait)
+		return nil
 	}
 	if room > 0 && d.usage.used()+room <= d.limit {
 		return nil // another process made room meanwhile
@@ -55,17 +60,20 @@ func (d *Disk) evict(room int64) error {
 	for _, b := range blobs {
 		n := int64(0)
 		for i := range b.chunks {
-			if present(b.state(i).Load()) {
+			switch s := b.state(i).Load(); {
+			case present(s):
 				n++
 				total += b.chunkLen(i)
 				cands = append(cands, cand{b, i, b.lastUse(i).Load()})
+			case writing(s) && d.stillWriting(b, i, s):
+				n++
+				total += b.chunkLen(i)
 			}
 		}
 		if n == 0 {
 			d.removeIfUnused(b)
 		}
 	}
-	total += d.writing.Load()
 	d.usage.set(total)
 	target := d.limit - room
 	if room > 0 || total > d.limit {
@@ -87,6 +95,41 @@ func (d *Disk) evict(room int64) error {
 	}
 	d.log.Debug("disk cache eviction", "evicted", evicted, "bytes", total, "limit", d.limit)
 	return nil
+}
+
+// stillWriting reports whether chunk i of b, in state s (writing), is
+// being written: its lock is held. A writer killed mid-write leaves the
+// mark with no lock; it is cleared here.
+func (d *Disk) stillWriting(b *blobFile, i int64, s uint64) bool {
+	ok, err := d.lock(b, i)
+	if err != nil || !ok {
+		return true
+	}
+	defer d.unlock(b, i)
+	b.state(i).CompareAndSwap(s, s&^writingBit)
+	return false
+}
+
+// evictLockWait is the longest an eviction waits for another process's
+// pass (which takes milliseconds).
+const evictLockWait = 2 * time.Second
+
+// flockWithin takes an exclusive flock on f, trying until wait has passed.
+func flockWithin(f *os.File, wait time.Duration) (bool, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // evictChunk drops chunk i of b unless a fetcher holds it, and returns the
@@ -139,9 +182,8 @@ func (d *Disk) allBlobs() ([]*blobFile, func()) {
 					}
 				}
 				b, err := openBlobFile(dir, dg, cs, 0)
-				if errors.Is(err, errBadIndex) {
-					d.log.Warn("disk cache entry not of this version, removing it", "dir", dir, "err", err)
-					removeBlobDir(d.tmp, dir)
+				if errors.Is(err, errBadIndex) && removeUnusedDir(d.tmp, dir) {
+					d.log.Warn("disk cache entry not of this version removed", "dir", dir, "err", err)
 				}
 				if err != nil {
 					continue
@@ -171,6 +213,21 @@ func (d *Disk) removeIfUnused(b *blobFile) {
 		return
 	}
 	removeBlobDir(d.tmp, b.dir)
+}
+
+// removeUnusedDir removes the blob directory dir if no process has it
+// open (an exclusive flock on its data file), and reports whether it did.
+func removeUnusedDir(tmp, dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return false
+	}
+	removeBlobDir(tmp, dir)
+	return true
 }
 
 // removeBlobDir moves dir into tmp (so no process finds it any more) and
@@ -255,4 +312,26 @@ func removeOldLayout(root string, log *slog.Logger) {
 	}
 	_ = os.Remove(lp)
 	log.Info("removed the cache of an older osimagefs (one file per chunk)", "dir", v1)
+}
+
+// ErrNoHoles: the cache directory's filesystem cannot punch holes in a
+// file, so evicted chunks would never give their space back.
+var ErrNoHoles = errors.New("the disk cache's filesystem cannot punch holes in files (fallocate PUNCH_HOLE); use a local filesystem such as ext4, XFS, btrfs or tmpfs")
+
+// checkHoles makes sure the filesystem of dir frees the blocks of a range
+// punched out of a file, as eviction does.
+func checkHoles(dir string) error {
+	f, err := os.CreateTemp(dir, "holes-")
+	if err != nil {
+		return fmt.Errorf("disk cache %s: %w", dir, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 8192)); err != nil {
+		return fmt.Errorf("disk cache %s: %w", dir, err)
+	}
+	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 4096); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrNoHoles, dir, err)
+	}
+	return nil
 }

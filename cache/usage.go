@@ -32,13 +32,17 @@ func openUsage(root, tmp string) (u *usage, fresh bool, err error) {
 	p := filepath.Join(root, "usage")
 	f, err := os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		work := filepath.Join(tmp, fmt.Sprintf("usage-%d", os.Getpid()))
-		_ = os.Remove(work)
+		wd, merr := os.MkdirTemp(tmp, "usage-")
+		if merr != nil {
+			return nil, false, fmt.Errorf("create %s: %w", p, merr)
+		}
+		work := filepath.Join(wd, "usage")
 		if err := writeAllocated(work, []byte(usageMagic), 4096); err != nil {
+			os.RemoveAll(wd)
 			return nil, false, fmt.Errorf("create %s: %w", p, err)
 		}
 		lerr := os.Link(work, p)
-		_ = os.Remove(work)
+		_ = os.RemoveAll(wd)
 		if lerr != nil && !errors.Is(lerr, fs.ErrExist) {
 			return nil, false, fmt.Errorf("create %s: %w", p, lerr)
 		}

@@ -29,6 +29,7 @@ func (f *Fetcher) claimOnDisk(d digest.Digest, size, first int64, fls []*flight,
 		k := cache.Key{Digest: d, Index: first + int64(j)}
 		res, err := f.opts.Disk.Claim(k, size)
 		if err != nil || res == cache.Claimed {
+			fls[j].claimed = err == nil
 			if start < 0 {
 				start = j
 			}
@@ -55,8 +56,8 @@ func (f *Fetcher) claimOnDisk(d digest.Digest, size, first int64, fls []*flight,
 // awaitOther lands chunk k, which another fetcher holds in the disk cache,
 // once it is there. When that fetcher gives up (its claim goes, the chunk
 // still missing) the chunk is fetched here; so it is when the other takes
-// longer than a fetch may, which keeps a stopped or stuck process from
-// holding up this one.
+// longer than a quarter of a fetch's deadline, which keeps a stopped or
+// stuck process, or an unreadable chunk, from holding up this one.
 func (f *Fetcher) awaitOther(d digest.Digest, size int64, k cache.Key, fl *flight, h *hurry) {
 	giveUp := time.Now().Add(f.opts.FetchTimeout / 4)
 	wait := pollFirst
@@ -73,8 +74,12 @@ func (f *Fetcher) awaitOther(d digest.Digest, size int64, k cache.Key, fl *fligh
 			f.flights.land(k, fl, b, nil)
 			return
 		}
+		// Fetched here once claimed, and also at giveUp whatever the
+		// cache says: a chunk held by a stopped process, or marked present
+		// but unreadable, must not hold a reader up for ever.
 		res, err := f.opts.Disk.Claim(k, size)
-		if err != nil || res == cache.Claimed || (res == cache.Busy && time.Now().After(giveUp)) {
+		if err != nil || res == cache.Claimed || time.Now().After(giveUp) {
+			fl.claimed = err == nil && res == cache.Claimed
 			f.fetchParts(d, size, k.Index, []*flight{fl}, h)
 			return
 		}

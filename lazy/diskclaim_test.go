@@ -3,6 +3,8 @@ package lazy
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +106,43 @@ func TestSharedDiskStuckHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(p, data[2*cs:2*cs+10]) {
+		t.Fatal("wrong bytes")
+	}
+}
+
+// TestSharedDiskUnreadableChunk: a chunk the disk cache says is present
+// but cannot be read (its data file cut short) is fetched from the source
+// after a quarter of the fetch timeout, not waited for for ever.
+func TestSharedDiskUnreadableChunk(t *testing.T) {
+	const cs = 64 << 10
+	dir := t.TempDir()
+	data := fixture.RandomBytes(32, 4*cs)
+	dg := digest.FromBytes(data)
+	writer := openDisk(t, dir, cs, 64<<20)
+	if err := writer.Add(cache.Key{Digest: dg, Index: 2}, int64(len(data)), data[2*cs:3*cs]); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "v2", "*", "sha256", dg.Encoded(), "data"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("data file: %v, %v", files, err)
+	}
+	if err := os.Truncate(files[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	src := &memSource{data: data}
+	mem, _ := cache.NewMemory(64<<20, cs)
+	f, err := NewFetcher(src, mem, Options{ChunkSize: cs, Disk: openDisk(t, dir, cs, 64<<20), FetchTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := make([]byte, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := f.Blob(dg, int64(len(data))).ReadAt(ctx, p, 2*cs+7); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(p, data[2*cs+7:2*cs+107]) {
 		t.Fatal("wrong bytes")
 	}
 }

@@ -11,9 +11,10 @@ const diskQueueLen = 16
 
 // diskWrite is a chunk waiting to be written to the disk cache.
 type diskWrite struct {
-	k    cache.Key
-	size int64 // of the blob
-	b    []byte
+	k       cache.Key
+	size    int64 // of the blob
+	b       []byte
+	claimed bool // the chunk's claim comes with it (Fill, not Add)
 }
 
 // diskQueue hands fetched chunks to one writer goroutine, off the path of

@@ -44,13 +44,15 @@ type Cache interface {
 
 // DiskCache holds chunks persistently, shared with other processes, and
 // verifies complete blobs; cache.Disk is one. A chunk is claimed before it
-// is fetched, so that only one fetcher in any process fetches it; Add (of
-// a blob of size bytes) ends the claim, and so does Release.
+// is fetched, so that only one fetcher in any process fetches it; Fill (of
+// a blob of size bytes) ends the claim, and so does Release. Add stores a
+// chunk fetched without a claim.
 type DiskCache interface {
 	ReadAt(k cache.Key, p []byte, off int64) (bool, error)
 	Has(k cache.Key) bool
 	Claim(k cache.Key, size int64) (cache.ClaimResult, error)
 	Release(k cache.Key)
+	Fill(k cache.Key, size int64, b []byte) error
 	Add(k cache.Key, size int64, b []byte) error
 	Drop(d digest.Digest)
 	NeedsVerify(d digest.Digest, chunks int64) bool
@@ -257,8 +259,8 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 	fail := func(err error) {
 		for j := landed; j < len(fls); j++ {
 			k := cache.Key{Digest: d, Index: first + int64(j)}
+			f.release(k, fls[j])
 			f.flights.land(k, fls[j], nil, err)
-			f.release(k)
 		}
 	}
 	release, err := f.slots.acquire(f.ctx, h == nil, h.channel())
@@ -283,7 +285,7 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 	start := time.Now()
 	err = f.src.ReadParts(ctx, d, parts, off, func(j int) {
 		k := cache.Key{Digest: d, Index: first + int64(j)}
-		f.store(k, size, parts[j])
+		f.store(k, size, parts[j], fls[j])
 		f.flights.land(k, fls[j], parts[j], nil)
 		landed = j + 1
 		f.fetched(d, int64(len(parts[j])))
@@ -331,19 +333,28 @@ func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
 	return buf, true
 }
 
-// store puts a fetched chunk in memory, and queues it for the disk cache,
-// whose Add ends the claim on it.
-func (f *Fetcher) store(k cache.Key, size int64, b []byte) {
+// store puts a fetched chunk in memory, and queues it for the disk cache.
+// The claim of its flight fl (nil when none waits) goes with it, to be
+// ended by the disk write.
+func (f *Fetcher) store(k cache.Key, size int64, b []byte, fl *flight) {
 	f.cache.Add(k, b)
-	if f.diskq != nil && !f.diskq.offer(diskWrite{k, size, b}) {
-		f.release(k)
+	if f.diskq == nil {
+		return
+	}
+	w := diskWrite{k: k, size: size, b: b, claimed: fl != nil && fl.claimed}
+	if fl != nil {
+		fl.claimed = false
+	}
+	if !f.diskq.offer(w) && w.claimed {
+		f.opts.Disk.Release(k)
 	}
 }
 
-// release ends this Fetcher's claim on chunk k in the disk cache, if it
-// holds one: for a chunk that lands without going to the disk cache.
-func (f *Fetcher) release(k cache.Key) {
-	if f.opts.Disk != nil {
+// release ends the claim on chunk k in the disk cache that flight fl
+// holds, if it does: for a chunk that lands without a disk write.
+func (f *Fetcher) release(k cache.Key, fl *flight) {
+	if fl != nil && fl.claimed {
+		fl.claimed = false
 		f.opts.Disk.Release(k)
 	}
 }
@@ -352,10 +363,16 @@ func (f *Fetcher) release(k cache.Key) {
 // that makes the blob complete on disk.
 func (f *Fetcher) writeDisk(w diskWrite) {
 	if f.badErr(w.k.Digest) != nil {
-		f.opts.Disk.Release(w.k) // failed verification: nothing of it goes back
+		if w.claimed {
+			f.opts.Disk.Release(w.k) // failed verification: nothing of it goes back
+		}
 		return
 	}
-	if err := f.opts.Disk.Add(w.k, w.size, w.b); err != nil {
+	write := f.opts.Disk.Add
+	if w.claimed {
+		write = f.opts.Disk.Fill
+	}
+	if err := write(w.k, w.size, w.b); err != nil {
 		f.log.Warn("disk cache write failed; serving from memory", "chunk", w.k.String(), "err", err)
 		return
 	}

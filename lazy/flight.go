@@ -16,6 +16,10 @@ type flight struct {
 	err    error
 	hurry  *hurry       // of a background fetch; nil for a demand fetch
 	gaveUp atomic.Int64 // when a reader last gave up on it at its deadline (Unix ns)
+	// claimed: this Fetcher holds the chunk's claim in the disk cache, to
+	// end with a disk write or a release. Only the goroutine fetching the
+	// chunk touches it, before the flight lands.
+	claimed bool
 }
 
 // recentGiveUp is how long a flight that a reader gave up on at its

@@ -127,8 +127,8 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 	}
 	f.streams.mu.Unlock()
 	for _, h := range hits {
+		f.release(h.k, h.fl)
 		f.flights.land(h.k, h.fl, h.b, nil)
-		f.release(h.k)
 	}
 	if start {
 		go f.runStream(s)
@@ -188,8 +188,8 @@ func (f *Fetcher) endStream(s *stream, err error) *stream {
 	f.streams.mu.Unlock()
 	for i, w := range left {
 		k := cache.Key{Digest: s.d, Index: i}
+		f.release(k, w.fl)
 		f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s: %w", k, err))
-		f.release(k)
 	}
 	return next
 }
@@ -270,8 +270,8 @@ func (f *Fetcher) landCached(s *stream) bool {
 		delete(s.waiting, i)
 		f.streams.mu.Unlock()
 		if mine {
+			f.release(k, w.fl)
 			f.flights.land(k, w.fl, b, nil)
-			f.release(k)
 		}
 	}
 	return f.streamWants(s)
@@ -309,8 +309,8 @@ func (f *Fetcher) streamWants(s *stream) bool {
 	for _, e := range expired {
 		i, w := e.i, e.w
 		k := cache.Key{Digest: s.d, Index: i}
+		f.release(k, w.fl)
 		f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s: stream %s from byte 0 (%v): %w", k, s.d, s.why, errStreamDeadline))
-		f.release(k)
 	}
 	return wants
 }
@@ -322,23 +322,30 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	k := cache.Key{Digest: s.d, Index: i}
 	// Into memory before it counts as passed: a flight that joins after
 	// that finds it there.
+	// The flight waiting for it (only this goroutine removes waiters)
+	// hands its disk claim to the write.
+	f.streams.mu.Lock()
+	w, mine := s.waiting[i]
+	f.streams.mu.Unlock()
+	var fl *flight
+	if mine {
+		fl = w.fl
+	}
 	kept := false
 	if !f.isCached(k) {
-		f.store(k, s.size, b)
+		f.store(k, s.size, b, fl)
 		kept = true
 		f.fetched(s.d, int64(len(b)))
 	}
 	f.streams.mu.Lock()
-	w, mine := s.waiting[i]
+	w, mine = s.waiting[i]
 	delete(s.waiting, i)
 	s.at = i + 1
 	f.streams.mu.Unlock()
 	s.stall.Reset(f.opts.FetchTimeout)
 	if mine {
+		f.release(k, w.fl) // a claim no disk write took: cached already
 		f.flights.land(k, w.fl, b, nil)
-		if !kept {
-			f.release(k) // was cached already: no disk write ends the claim
-		}
 		kept = true
 	}
 	return kept
