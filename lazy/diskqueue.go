@@ -31,16 +31,17 @@ type diskQueue struct {
 
 	ch chan diskWrite
 
-	mu      sync.Mutex // guards the fields below
-	idle    sync.Cond  // signalled when pending drops to 0
-	pending int        // chunks offered and not yet written
+	mu      sync.Mutex           // guards the fields below
+	idle    sync.Cond            // signalled when pending drops to 0
+	pending int                  // chunks offered and not yet written
+	queued  map[cache.Key][]byte // those chunks, which readers may take from here
 	closed  bool
 	done    chan struct{} // closed when the writer has returned
 }
 
 // newDiskQueue starts the writer, which calls write for each chunk.
 func newDiskQueue(write func(diskWrite)) *diskQueue {
-	q := &diskQueue{write: write, ch: make(chan diskWrite, diskQueueLen), done: make(chan struct{})}
+	q := &diskQueue{write: write, ch: make(chan diskWrite, diskQueueLen), queued: map[cache.Key][]byte{}, done: make(chan struct{})}
 	q.idle.L = &q.mu
 	go q.run()
 	return q
@@ -55,6 +56,7 @@ func (q *diskQueue) offer(w diskWrite) bool {
 		return false
 	}
 	q.pending++
+	q.queued[w.k] = w.b
 	select {
 	case q.ch <- w:
 		q.mu.Unlock()
@@ -76,11 +78,21 @@ func (q *diskQueue) run() {
 func (q *diskQueue) writeOne(w diskWrite) {
 	q.write(w)
 	q.mu.Lock()
+	delete(q.queued, w.k)
 	q.pending--
 	if q.pending == 0 {
 		q.idle.Broadcast()
 	}
 	q.mu.Unlock()
+}
+
+// get returns chunk k if it waits to be written: the memory cache may have
+// let it go already, and it is not on disk yet.
+func (q *diskQueue) get(k cache.Key) ([]byte, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b, ok := q.queued[k]
+	return b, ok
 }
 
 // wait returns once no chunk is waiting to be written (while fetches go

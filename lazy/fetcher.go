@@ -313,13 +313,24 @@ func (f *Fetcher) isCached(k cache.Key) bool {
 	if _, ok := f.cache.Get(k); ok {
 		return true
 	}
-	return f.opts.Disk != nil && f.opts.Disk.Has(k)
+	if f.diskq == nil {
+		return false
+	}
+	if _, ok := f.diskq.get(k); ok {
+		return true
+	}
+	return f.opts.Disk.Has(k)
 }
 
-// cached returns chunk k from memory or disk.
+// cached returns chunk k from memory, the disk queue or disk.
 func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
 	if b, ok := f.cache.Get(k); ok {
 		return b, true
+	}
+	if f.diskq != nil {
+		if b, ok := f.diskq.get(k); ok {
+			return b, true
+		}
 	}
 	if f.opts.Disk == nil || !f.opts.Disk.Has(k) {
 		return nil, false
