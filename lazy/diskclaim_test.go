@@ -75,12 +75,7 @@ func TestSharedDiskStuckHolder(t *testing.T) {
 		t.Fatalf("claim: %v, %v", r, err)
 	}
 	src := &memSource{data: data}
-	mem, _ := cache.NewMemory(64<<20, cs)
-	f, err := NewFetcher(src, mem, Options{ChunkSize: cs, Disk: openDisk(t, dir, cs, 64<<20), FetchTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := shortTimeoutFetcher(t, src, dir, cs)
 	p := make([]byte, 10)
 	start := time.Now()
 	if _, err := f.Blob(dg, int64(len(data))).ReadAt(context.Background(), p, cs+5); err != nil {
@@ -130,12 +125,7 @@ func TestSharedDiskUnreadableChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &memSource{data: data}
-	mem, _ := cache.NewMemory(64<<20, cs)
-	f, err := NewFetcher(src, mem, Options{ChunkSize: cs, Disk: openDisk(t, dir, cs, 64<<20), FetchTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := shortTimeoutFetcher(t, src, dir, cs)
 	p := make([]byte, 100)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -145,4 +135,21 @@ func TestSharedDiskUnreadableChunk(t *testing.T) {
 	if !bytes.Equal(p, data[2*cs+7:2*cs+107]) {
 		t.Fatal("wrong bytes")
 	}
+}
+
+// shortTimeoutFetcher is a Fetcher over its own Disk on dir, with a fetch
+// timeout of 2 s (so a quarter of it, the give-up time for a chunk another
+// holds, is short), closed at the end of the test.
+func shortTimeoutFetcher(t *testing.T, src Source, dir string, cs int64) *Fetcher {
+	t.Helper()
+	mem, err := cache.NewMemory(64<<20, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFetcher(src, mem, Options{ChunkSize: cs, Disk: openDisk(t, dir, cs, 64<<20), FetchTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
 }
