@@ -107,6 +107,14 @@ func (fs *flights) tryClaim(k cache.Key, h *hurry) (*flight, bool) {
 	return fl, true
 }
 
+// has reports whether chunk k is in flight.
+func (fs *flights) has(k cache.Key) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	_, ok := fs.m[k]
+	return ok
+}
+
 // land publishes the result of chunk k's flight and ends it. The caller
 // puts data in the cache first, so that a reader arriving after the flight
 // ends finds it there.

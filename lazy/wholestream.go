@@ -64,7 +64,14 @@ type stream struct {
 	lastWant time.Time        // when a flight last joined
 	waiting  map[int64]waiter // the flights it lands, by chunk, all at or past at
 	next     map[int64]waiter // the flights of chunks it has passed, for the next stream
+	// recent holds chunks that passed while their flight was on its way
+	// here (in flight, not waiting yet), at most streamRecent: the caches
+	// may not keep them until it arrives.
+	recent map[int64][]byte
 }
+
+// streamRecent bounds stream.recent.
+const streamRecent = 16
 
 // A stream goes on for streamLinger after the last flight joined it, by
 // streamLingerBytes (or two MaxRequests) past the furthest chunk asked for
@@ -120,6 +127,9 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 			k := cache.Key{Digest: d, Index: i}
 			if b, ok := f.cached(k, size); ok {
 				hits = append(hits, hit{k, fl, b})
+			} else if b, ok := s.recent[i]; ok {
+				delete(s.recent, i)
+				hits = append(hits, hit{k, fl, b})
 			} else {
 				s.next[i] = w
 			}
@@ -145,7 +155,7 @@ func (f *Fetcher) newStreamLocked(d digest.Digest, size int64, why error, waitin
 		waiting = map[int64]waiter{}
 	}
 	ctx, cancel := context.WithCancelCause(f.ctx)
-	s := &stream{d: d, size: size, why: why, ctx: ctx, cancel: cancel, waiting: waiting, next: map[int64]waiter{}, lastWant: time.Now()}
+	s := &stream{d: d, size: size, why: why, ctx: ctx, cancel: cancel, waiting: waiting, next: map[int64]waiter{}, recent: map[int64][]byte{}, lastWant: time.Now()}
 	for i := range waiting {
 		s.target = max(s.target, i)
 	}
@@ -181,6 +191,13 @@ func (f *Fetcher) endStream(s *stream, err error) *stream {
 	s.waiting = nil
 	var next *stream
 	if len(s.next) > 0 {
+		first := int64(-1)
+		for i := range s.next {
+			if first < 0 || i < first {
+				first = i
+			}
+		}
+		f.log.Debug("whole-blob stream starts again: chunks it passed are wanted and not cached", "digest", s.d, "chunks", len(s.next), "first", first)
 		next = f.newStreamLocked(s.d, s.size, s.why, s.next)
 	} else {
 		delete(f.streams.m, s.d)
@@ -341,6 +358,10 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	w, mine = s.waiting[i]
 	delete(s.waiting, i)
 	s.at = i + 1
+	if !mine && len(s.recent) < streamRecent && f.flights.has(k) {
+		s.recent[i] = b // its flight comes late: keep it for that flight
+		kept = true
+	}
 	f.streams.mu.Unlock()
 	s.stall.Reset(f.opts.FetchTimeout)
 	if mine {
