@@ -101,9 +101,10 @@ var errStreamStalled = fmt.Errorf("no data for the fetch timeout: %w", context.D
 // stream, starting one if none is running.
 func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, why error) {
 	type hit struct {
-		k  cache.Key
-		fl *flight
-		b  []byte
+		k      cache.Key
+		fl     *flight
+		b      []byte
+		stored bool // in the caches already (else it goes there now)
 	}
 	var hits []hit
 	deadline := time.Now().Add(f.opts.FetchTimeout)
@@ -126,10 +127,10 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 			// evicted since.
 			k := cache.Key{Digest: d, Index: i}
 			if b, ok := f.cached(k, size); ok {
-				hits = append(hits, hit{k, fl, b})
+				hits = append(hits, hit{k, fl, b, true})
 			} else if b, ok := s.recent[i]; ok {
 				delete(s.recent, i)
-				hits = append(hits, hit{k, fl, b})
+				hits = append(hits, hit{k, fl, b, false})
 			} else {
 				s.next[i] = w
 			}
@@ -137,6 +138,9 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 	}
 	f.streams.mu.Unlock()
 	for _, h := range hits {
+		if !h.stored {
+			f.store(h.k, size, h.b, h.fl) // with the flight's claim, to disk
+		}
 		f.release(h.k, h.fl)
 		f.flights.land(h.k, h.fl, h.b, nil)
 	}
