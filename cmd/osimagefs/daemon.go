@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -50,10 +51,15 @@ func runBackground(ctx context.Context) error {
 		return fmt.Errorf("start the daemon: %w", err)
 	}
 	defer errR.Close()
-	// /proc/self/exe is this very binary even if its path was replaced;
+	// This very binary: by its path, so that the daemon's process name is
+	// osimagefs (not "exe"), or /proc/self/exe if that path was replaced.
 	// argv[0] stays, so a helper stays a helper.
+	exe, err := os.Executable()
+	if err != nil || strings.HasSuffix(exe, " (deleted)") {
+		exe = "/proc/self/exe"
+	}
 	cmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
+		Path:        exe,
 		Args:        os.Args,
 		Env:         append(os.Environ(), daemonEnv+"="+strconv.Itoa(daemonReadyFD)),
 		Stderr:      errW,
@@ -84,9 +90,15 @@ func runBackground(ctx context.Context) error {
 
 	msg, _ := io.ReadAll(readyR) // EOF: the daemon is ready, or gone
 	if string(msg) == readyMessage {
-		stop()
+		if stop() {
+			<-copied
+			return cmd.Process.Release()
+		}
+		// Interrupted just as it became ready: the signal went on to the
+		// daemon, which unmounts; say so rather than report a mount.
+		_ = cmd.Wait()
 		<-copied
-		return cmd.Process.Release()
+		return context.Cause(ctx)
 	}
 	werr := cmd.Wait()
 	<-copied

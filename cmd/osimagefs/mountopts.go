@@ -29,6 +29,12 @@ var ignoredOptions = map[string]bool{
 	"user": true, "users": true, "nouser": true, "owner": true, "group": true,
 	"_netdev": true, "nofail": true,
 	"nodev": true, "nosuid": true, "noexec": true, "exec": true, "suid": true, "dev": true,
+	// VFS options mount(8) passes on from fstab; a read-only FUSE mount
+	// has no use for them.
+	"atime": true, "noatime": true, "relatime": true, "norelatime": true, "strictatime": true,
+	"nostrictatime": true, "diratime": true, "nodiratime": true, "lazytime": true, "nolazytime": true,
+	"sync": true, "async": true, "dirsync": true, "silent": true, "loud": true,
+	"iversion": true, "noiversion": true, "mand": true, "nomand": true,
 }
 
 // optionsNotFlags are flags that are not mount options.
@@ -50,7 +56,11 @@ type mountOptionsMode struct {
 func applyMountOptions(fs *pflag.FlagSet, opts []string, mode mountOptionsMode) (ignored []string, err error) {
 	explicit := map[string]bool{}
 	fs.Visit(func(f *pflag.Flag) { explicit[f.Name] = true })
-	for _, o := range splitOptions(opts) {
+	split, err := splitOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range split {
 		name, value, hasValue := strings.Cut(o, "=")
 		f, err := mountOption(fs, name, value, hasValue, mode)
 		if errors.Is(err, errUnknownOption) && mode.sloppy {
@@ -108,7 +118,7 @@ func mountOption(fs *pflag.FlagSet, name, value string, hasValue bool, mode moun
 // splitOptions splits comma-separated option strings into options. As in
 // libmount, a double-quoted part may hold commas (comment="a,b"); the
 // quotes are removed.
-func splitOptions(opts []string) []string {
+func splitOptions(opts []string) ([]string, error) {
 	var out []string
 	for _, s := range opts {
 		var cur strings.Builder
@@ -126,9 +136,12 @@ func splitOptions(opts []string) []string {
 				cur.WriteRune(r)
 			}
 		}
+		if quoted {
+			return nil, usageError{fmt.Errorf("mount options %q: a quote is not closed", s)}
+		}
 		if cur.Len() > 0 {
 			out = append(out, cur.String())
 		}
 	}
-	return out
+	return out, nil
 }

@@ -61,7 +61,7 @@ func TestApplyMountOptions(t *testing.T) {
 		{name: "flag wins over -o", args: []string{"--cache-size", "1GiB"}, opts: []string{"cache-size=2GiB,plain-http"},
 			want: map[string]string{"cache-size": "1GiB", "plain-http": "true"}},
 		{name: "standard options ignored",
-			opts: []string{"ro,defaults,auto,noauto,user,users,nouser,_netdev,nofail,nodev,nosuid,noexec,exec,suid,dev,x-systemd.automount,x-systemd.requires=network-online.target,comment=osimagefs"},
+			opts: []string{"ro,defaults,auto,noauto,user,users,nouser,_netdev,nofail,nodev,nosuid,noexec,exec,suid,dev,x-systemd.automount,x-systemd.requires=network-online.target,comment=osimagefs,noatime,relatime,nodiratime,lazytime,async"},
 			want: map[string]string{"plain-http": "false", "allow-other": "false"}},
 		{name: "quoted comma", opts: []string{`comment="a,b",plain-http`}, want: map[string]string{"plain-http": "true"}},
 		{name: "empty parts", opts: []string{",plain-http,,"}, want: map[string]string{"plain-http": "true"}},
@@ -151,9 +151,13 @@ func TestSplitOptions(t *testing.T) {
 		"":                    nil,
 		`x-systemd.after=a,b`: {"x-systemd.after=a", "b"},
 	} {
-		if got := splitOptions([]string{in}); !reflect.DeepEqual(got, want) {
-			t.Errorf("splitOptions(%q) = %q, want %q", in, got, want)
+		if got, err := splitOptions([]string{in}); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("splitOptions(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+	// An open quote would swallow the options after it: refused.
+	if got, err := splitOptions([]string{`comment=it"s,plain-http`}); err == nil || exitCode(err) != exitUsage {
+		t.Errorf("an unclosed quote: %q, %v; want a usage error", got, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -120,10 +121,32 @@ func osimagefsMounts(dirs []string) ([]osfs.MountInfo, error) {
 	return out, nil
 }
 
+// statusWait is how long status waits for one daemon's answer: a stopped
+// or stuck daemon must not hang the listing of the others.
+const statusWait = 5 * time.Second
+
 // readStatus asks the daemon serving the mount at dir for its status.
 func readStatus(dir string) (mountStatus, error) {
-	buf := make([]byte, 64<<10)
-	n, err := unix.Getxattr(dir, osfs.XattrStatus, buf)
+	type answer struct {
+		b   []byte
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() { // left blocked in the kernel if the daemon never answers
+		buf := make([]byte, 64<<10)
+		n, err := unix.Getxattr(dir, osfs.XattrStatus, buf)
+		if n < 0 {
+			n = 0
+		}
+		got <- answer{buf[:n], err}
+	}()
+	var a answer
+	select {
+	case a = <-got:
+	case <-time.After(statusWait):
+		return mountStatus{}, fmt.Errorf("read the status of %s: no answer from its daemon in %s (stopped or stuck?)", dir, statusWait)
+	}
+	buf, n, err := a.b, len(a.b), a.err
 	if err != nil {
 		if errors.Is(err, unix.ENOTCONN) {
 			return mountStatus{}, fmt.Errorf("read the status of %s: %w (its daemon is gone; umount it)", dir, err)
