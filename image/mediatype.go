@@ -12,6 +12,16 @@ const (
 	MediaTypeSeedArtifacts  = "application/vnd.OpenKCM.image.artifacts.v1+json"
 	MediaTypeSeedConfig     = "application/vnd.OpenKCM.image.config.v1+json"
 	MediaTypeIronCoreConfig = "application/vnd.ironcore.image.config.v1+json"
+	// MediaTypeChunkTable is the type of a chunk table blob: the sha256 of
+	// each piece of one layer (package integrity). Tables listed as layers
+	// of a manifest are not shown in the tree.
+	MediaTypeChunkTable = "application/vnd.osimagefs.chunktable.v1"
+	// ArtifactTypeChunkTables is the artifactType of a manifest that
+	// attaches chunk tables to an image manifest as an OCI referrer.
+	ArtifactTypeChunkTables = "application/vnd.osimagefs.chunktables.v1"
+	// AnnotationChunkTableOf, on a chunk table's descriptor, names the
+	// digest of the layer it covers.
+	AnnotationChunkTableOf  = "io.osimagefs.chunktable.of"
 	annotationTitle         = "org.opencontainers.image.title"
 	annotationVariant       = "variant"
 	annotationArchitecture  = "architecture"
@@ -123,6 +133,11 @@ func IsOSConfig(mediaType string) bool {
 		}
 	}
 	return false
+}
+
+// IsChunkTable reports whether mediaType is a chunk table's.
+func IsChunkTable(mediaType string) bool {
+	return normalize(mediaType) == MediaTypeChunkTable
 }
 
 // IsIndex reports whether mediaType is an OCI index or a Docker manifest list.

@@ -76,6 +76,7 @@ func Resolve(ctx context.Context, f Fetcher, top Top, platforms []Platform) (*Tr
 		return nil, fmt.Errorf("%s %w: no index entry is one (%s)", top.Digest, ErrNotOSImage, strings.Join(r.warnings, "; "))
 	}
 	t.Files = append(t.Files, r.files...)
+	t.Images = r.manifests
 	t.Warnings = r.warnings
 	sort.Slice(t.Files, func(i, j int) bool { return t.Files[i].Path < t.Files[j].Path })
 	return t, nil
@@ -88,7 +89,8 @@ type resolver struct {
 	dirs      nameSet // "<arch>/<variant>" directories handed out
 	files     []File
 	warnings  []string
-	images    int   // manifests that made it into the tree
+	images    int // manifests that made it into the tree
+	manifests []Image
 	entries   int   // index entries seen, over all nested indexes
 	filtered  int   // index entries dropped by the platform filter
 	docBytes  int64 // bytes of the documents fetched so far, the top included
@@ -246,7 +248,13 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 	// "kernel" is kernel-2 wherever it stands, never the real kernel.
 	hasCmdline := false
 	var unknown []ocispec.Descriptor
+	img := Image{Digest: desc.Digest, Dir: dir}
 	for _, l := range doc.Layers {
+		if IsChunkTable(l.MediaType) {
+			img.Tables = append(img.Tables, l) // checked, not shown
+			continue
+		}
+		img.Layers = append(img.Layers, l)
 		role := RoleOf(l.MediaType)
 		switch role {
 		case RoleUnknown:
@@ -265,6 +273,7 @@ func (r *resolver) manifest(ctx context.Context, desc ocispec.Descriptor, doc do
 		r.warnf("%s: layer %s has unknown media type %q, shown as %s", dir, l.Digest, l.MediaType, name)
 	}
 	r.images++
+	r.manifests = append(r.manifests, img)
 	return true, nil
 }
 

@@ -2,6 +2,7 @@ package image
 
 import (
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Tree is everything a mount shows. Files are sorted by Path; directories
@@ -13,6 +14,9 @@ type Tree struct {
 	// MediaType is the top document's media type.
 	MediaType string
 	Files     []File
+	// Images are the OS-image manifests the files come from, in tree
+	// order, for what looks up artifacts attached to them.
+	Images []Image
 	// Warnings lists what was skipped or renamed, one line each.
 	Warnings []string
 }
@@ -36,3 +40,15 @@ type File struct {
 // Lazy reports whether the file's content is fetched from the registry on
 // read (a layer), rather than held in memory.
 func (f File) Lazy() bool { return f.Data == nil }
+
+// Image is one OS-image manifest of a tree.
+type Image struct {
+	// Digest names the manifest.
+	Digest digest.Digest
+	// Dir is its directory in the tree, <arch>/<variant>.
+	Dir string
+	// Layers are its layers in manifest order, chunk tables excepted.
+	Layers []ocispec.Descriptor
+	// Tables are the chunk tables the manifest lists (MediaTypeChunkTable).
+	Tables []ocispec.Descriptor
+}
