@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/osimagefs/osimagefs/integrity"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -556,6 +558,9 @@ func TestDiskRemovesOldLayout(t *testing.T) {
 
 func TestDiskVerify(t *testing.T) {
 	ctx := context.Background()
+	check := func(dg digest.Digest) func(io.Reader) error {
+		return func(r io.Reader) error { return integrity.CheckBlob(ctx, dg, r) }
+	}
 	t.Run("good blob is marked verified, for every process", func(t *testing.T) {
 		dir := t.TempDir()
 		d := openTestDisk(t, dir, testChunk, 1<<20)
@@ -572,24 +577,28 @@ func TestDiskVerify(t *testing.T) {
 		if !d.NeedsVerify(b.digest, b.chunks()) {
 			t.Fatal("NeedsVerify false for a complete, unverified blob")
 		}
-		if err := d.Verify(ctx, b.digest, b.chunks()); err != nil {
+		if err := d.Verify(b.digest, b.chunks(), check(b.digest)); err != nil {
 			t.Fatal(err)
 		}
 		if !other.Verified(b.digest) || other.NeedsVerify(b.digest, b.chunks()) {
 			t.Error("the other process does not see the blob verified")
 		}
 	})
-	t.Run("a bad blob is dropped", func(t *testing.T) {
+	t.Run("a blob its check refuses is not marked; Drop removes it", func(t *testing.T) {
 		d := openTestDisk(t, t.TempDir(), testChunk, 1<<20)
 		b := newTestBlob(21, 3*testChunk, testChunk)
 		bad := b
 		bad.data = bytes.Clone(b.data)
 		bad.data[testChunk+5] ^= 1
 		addAll(t, d, bad)
-		var mm *DigestMismatchError
-		if err := d.Verify(ctx, b.digest, b.chunks()); !errors.As(err, &mm) || mm.Digest != b.digest {
-			t.Fatalf("Verify = %v, want a DigestMismatchError for %s", err, b.digest)
+		var mm *integrity.DigestMismatchError
+		if err := d.Verify(b.digest, b.chunks(), check(b.digest)); !errors.As(err, &mm) || mm.Digest != b.digest {
+			t.Fatalf("Verify = %v, want the check's DigestMismatchError for %s", err, b.digest)
 		}
+		if d.Verified(b.digest) || !d.NeedsVerify(b.digest, b.chunks()) {
+			t.Fatal("a blob its check refused is marked verified")
+		}
+		d.Drop(b.digest)
 		for i := range b.chunks() {
 			mustMiss(t, d, b.key(i))
 		}
@@ -602,14 +611,14 @@ func TestDiskVerify(t *testing.T) {
 		d := openTestDisk(t, dir, testChunk, 4*testChunk)
 		b := newTestBlob(22, 4*testChunk, testChunk)
 		addAll(t, d, b)
-		if err := d.Verify(ctx, b.digest, b.chunks()); err != nil {
+		if err := d.Verify(b.digest, b.chunks(), check(b.digest)); err != nil {
 			t.Fatal(err)
 		}
 		addAll(t, openTestDisk(t, dir, testChunk, 4*testChunk), newTestBlob(23, testChunk, testChunk))
 		if d.Verified(b.digest) {
 			t.Error("still verified with a chunk evicted")
 		}
-		if err := d.Verify(ctx, b.digest, b.chunks()); !errors.Is(err, ErrIncomplete) {
+		if err := d.Verify(b.digest, b.chunks(), check(b.digest)); !errors.Is(err, ErrIncomplete) {
 			t.Errorf("Verify of an incomplete blob = %v, want ErrIncomplete", err)
 		}
 	})

@@ -11,6 +11,7 @@
 // all (blobfile.go), a chunk is claimed by one fetcher at a time through a
 // lock that dies with its holder, one usage counter bounds them all
 // (usage.go), and any process may evict the least recently used chunks
-// (evict.go). Verification of complete blobs is in verify.go; the rules for
+// (evict.go). A complete blob can be handed to a check and marked verified
+// for every process (mark.go); what the check is, cache does not know. The rules for
 // directories another user could change are in trust.go.
 package cache

@@ -85,11 +85,11 @@ func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
 		return nil
 	}
 	if b.f.opts.Disk != nil {
-		ok, err := b.f.opts.Disk.ReadAt(k, dst, lo-cOff)
-		b.f.opts.Observer.Lookup(TierDisk, err == nil && ok)
-		if err == nil && ok {
+		ok := b.f.readDiskChecked(k, b.size, dst, lo-cOff)
+		b.f.opts.Observer.Lookup(TierDisk, ok)
+		if ok {
 			b.checkOnce.Do(func() {
-				if chunks := numChunks(b.size, cs); b.f.opts.Disk.NeedsVerify(b.digest, chunks) {
+				if chunks := numChunks(b.size, cs); b.f.opts.Integrity.Whole(b.digest) && b.f.opts.Disk.NeedsVerify(b.digest, chunks) {
 					go b.f.verify(b.digest, chunks)
 				}
 			})

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/integrity"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -228,7 +229,7 @@ func TestDiskCorruptBlobFailsAfterCompletion(t *testing.T) {
 	if !errors.Is(err, ErrCorruptBlob) {
 		t.Fatalf("read after verification: %v, want ErrCorruptBlob", err)
 	}
-	var mm *cache.DigestMismatchError
+	var mm *integrity.DigestMismatchError
 	if !errors.As(err, &mm) || mm.Digest != dg {
 		t.Fatalf("error %v does not carry the digest mismatch of %s", err, dg)
 	}

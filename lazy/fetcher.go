@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/integrity"
 )
 
 // ErrBlobSize: a blob is shorter than its descriptor says.
@@ -43,7 +45,7 @@ type Cache interface {
 }
 
 // DiskCache holds chunks persistently, shared with other processes, and
-// verifies complete blobs; cache.Disk is one. A chunk is claimed before it
+// marks complete blobs verified; cache.Disk is one. A chunk is claimed before it
 // is fetched, so that only one fetcher in any process fetches it; Fill (of
 // a blob of size bytes) ends the claim, and so does Release. Add stores a
 // chunk fetched without a claim.
@@ -54,9 +56,10 @@ type DiskCache interface {
 	Release(k cache.Key)
 	Fill(k cache.Key, size int64, b []byte) error
 	Add(k cache.Key, size int64, b []byte) error
+	Remove(k cache.Key)
 	Drop(d digest.Digest)
 	NeedsVerify(d digest.Digest, chunks int64) bool
-	Verify(ctx context.Context, d digest.Digest, chunks int64) error
+	Verify(d digest.Digest, chunks int64, check func(r io.Reader) error) error
 }
 
 // Options configure a Fetcher. Zero values mean the documented defaults.
@@ -75,8 +78,14 @@ type Options struct {
 	// Logger gets debug lines; nil is silent.
 	Logger *slog.Logger
 	// Disk, if set, is the persistent cache behind the memory cache. Blobs
-	// are verified against their digest when they become complete in it.
+	// are verified against their digest when they become complete in it
+	// (if Integrity says so).
 	Disk DiskCache
+	// Integrity says how fetched and cached bytes are checked; default
+	// integrity.WholeBlobs(): whole blobs, once complete on disk.
+	Integrity Integrity
+	// Host names the source in log lines about bytes that failed a check.
+	Host string
 	// OnCorrupt, if set, is called once a blob has failed verification and
 	// its chunks are dropped, so that copies held elsewhere (the kernel's
 	// page cache) can be dropped too.
@@ -96,6 +105,7 @@ type Fetcher struct {
 	cache Cache
 	opts  Options
 	log   *slog.Logger
+	host  string // opts.Host
 
 	ctx     context.Context // parent of every shared fetch; cancelled by Close
 	cancel  context.CancelFunc
@@ -132,8 +142,14 @@ func NewFetcher(src Source, c Cache, opts Options) (*Fetcher, error) {
 	if opts.Observer == nil {
 		opts.Observer = silent{}
 	}
+	if opts.Integrity == nil {
+		opts.Integrity = integrity.WholeBlobs()
+	}
+	if opts.Host == "" {
+		opts.Host = "the source"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel)}
+	f := &Fetcher{src: src, cache: c, opts: opts, log: log, host: opts.Host, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel)}
 	if opts.Disk != nil {
 		f.diskq = newDiskQueue(f.writeDisk)
 	}
@@ -249,15 +265,20 @@ func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight, h 
 // fetchParts fetches the run of chunks first... (one claimed flight each)
 // with one range request, landing each flight as its chunk arrives. It
 // waits for a request slot first; its deadline starts once it has one.
+//
+// A blob checked by pieces is read piece by piece, each checked as soon as
+// it has arrived while the next streams in, so a chunk lands a moment
+// after its last byte. A chunk with a piece that fails is fetched once
+// more by a request of its own (pieceFailed); it lands only checked.
 func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, h *hurry) {
 	last := first + int64(len(fls)) - 1
 	what := fmt.Sprintf("chunks %d-%d of %s", first, last, d)
 	if first == last {
 		what = cache.Key{Digest: d, Index: first}.String()
 	}
-	landed := 0
+	resolved := 0 // flights landed or handed to a refetch, in order
 	fail := func(err error) {
-		for j := landed; j < len(fls); j++ {
+		for j := resolved; j < len(fls); j++ {
 			k := cache.Key{Digest: d, Index: first + int64(j)}
 			f.release(k, fls[j])
 			f.flights.land(k, fls[j], nil, err)
@@ -273,22 +294,38 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 	defer cancel()
 
 	off, _ := chunkRange(first, size, f.opts.ChunkSize)
-	parts := make([][]byte, len(fls))
-	for j := range parts {
+	chunks := make([][]byte, len(fls))
+	for j := range chunks {
 		_, n := chunkRange(first+int64(j), size, f.opts.ChunkSize)
 		if n <= 0 {
 			fail(fmt.Errorf("fetch %s: beyond the end of a %d-byte blob", what, size))
 			return
 		}
-		parts[j] = make([]byte, n)
+		chunks[j] = make([]byte, n)
 	}
+	ps := f.opts.Integrity.PieceSize(d)
+	parts, owner := splitPieces(chunks, ps)
+	bad := make([]error, len(fls)) // the first piece of each chunk that failed
+	partOff := off
 	start := time.Now()
-	err = f.src.ReadParts(ctx, d, parts, off, func(j int) {
+	err = f.src.ReadParts(ctx, d, parts, off, func(p int) {
+		j := owner[p]
+		if ps > 0 && bad[j] == nil {
+			bad[j] = f.opts.Integrity.CheckPieces(d, partOff, parts[p])
+		}
+		partOff += int64(len(parts[p]))
+		if p+1 < len(parts) && owner[p+1] == j {
+			return // more pieces of chunk j to come
+		}
 		k := cache.Key{Digest: d, Index: first + int64(j)}
-		f.store(k, size, parts[j], fls[j])
-		f.flights.land(k, fls[j], parts[j], nil)
-		landed = j + 1
-		f.fetched(d, int64(len(parts[j])))
+		f.fetched(d, int64(len(chunks[j])))
+		resolved = j + 1
+		if bad[j] != nil {
+			f.pieceFailed(d, size, k, fls[j], h, bad[j])
+			return
+		}
+		f.store(k, size, chunks[j], fls[j])
+		f.flights.land(k, fls[j], chunks[j], nil)
 	})
 	if short := shortBlob(nil); errors.As(err, &short) {
 		err = fmt.Errorf("%w (its descriptor says %d bytes): %w", ErrBlobSize, size, err)
@@ -296,7 +333,7 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 	if ri := rangeIgnored(nil); errors.As(err, &ri) && ri.RangeIgnored() {
 		// Not counted as a request: it may have been refused without one;
 		// the stream that takes over is.
-		f.streamRun(d, size, first+int64(landed), fls[landed:], err)
+		f.streamRun(d, size, first+int64(resolved), fls[resolved:], err)
 		return
 	}
 	f.opts.Observer.Request(d, time.Since(start), err)
@@ -305,6 +342,44 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 		return
 	}
 	f.log.Debug("fetched", "digest", d, "chunks", fmt.Sprintf("%d-%d", first, last), "took", time.Since(start))
+}
+
+// splitPieces cuts the chunk buffers into pieces of ps bytes (chunks are
+// whole pieces, the last may end short), or leaves them whole when ps is 0.
+// owner[p] is the chunk piece p belongs to.
+func splitPieces(chunks [][]byte, ps int64) (parts [][]byte, owner []int) {
+	if ps == 0 {
+		owner = make([]int, len(chunks))
+		for j := range owner {
+			owner[j] = j
+		}
+		return chunks, owner
+	}
+	for j, c := range chunks {
+		for len(c) > 0 {
+			n := min(int64(len(c)), ps)
+			parts = append(parts, c[:n:n])
+			owner = append(owner, j)
+			c = c[n:]
+		}
+	}
+	return parts, owner
+}
+
+// pieceFailed handles chunk k, whose pieces failed their check with err:
+// the first time it is fetched once more, on a request of its own; the
+// second time its flight fails. Nothing of it lands in a cache.
+func (f *Fetcher) pieceFailed(d digest.Digest, size int64, k cache.Key, fl *flight, h *hurry, err error) {
+	f.opts.Observer.VerifyFailed(d)
+	if !fl.retried {
+		fl.retried = true
+		f.log.Warn("fetched bytes failed their check; fetching them once more", "chunk", k.String(), "host", f.host, "err", err)
+		go f.fetchParts(d, size, k.Index, []*flight{fl}, h)
+		return
+	}
+	f.log.Error("fetched bytes failed their check twice; the read fails", "chunk", k.String(), "host", f.host, "err", err)
+	f.release(k, fl)
+	f.flights.land(k, fl, nil, fmt.Errorf("fetch %s from %s: %w: %w", k, f.host, ErrCorruptPiece, err))
 }
 
 // isCached reports whether chunk k is in memory or on disk, reading
@@ -338,6 +413,10 @@ func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
 	_, n := chunkRange(k.Index, size, f.opts.ChunkSize)
 	buf := make([]byte, n)
 	if ok, err := f.opts.Disk.ReadAt(k, buf, 0); err != nil || !ok {
+		return nil, false
+	}
+	if err := f.checkChunk(k, size, buf); err != nil {
+		f.corruptOnDisk(k, err)
 		return nil, false
 	}
 	f.cache.Add(k, buf)
@@ -387,7 +466,7 @@ func (f *Fetcher) writeDisk(w diskWrite) {
 		f.log.Warn("disk cache write failed; serving from memory", "chunk", w.k.String(), "err", err)
 		return
 	}
-	if chunks := numChunks(w.size, f.opts.ChunkSize); f.opts.Disk.NeedsVerify(w.k.Digest, chunks) {
+	if chunks := numChunks(w.size, f.opts.ChunkSize); f.opts.Integrity.Whole(w.k.Digest) && f.opts.Disk.NeedsVerify(w.k.Digest, chunks) {
 		go f.verify(w.k.Digest, chunks)
 	}
 }

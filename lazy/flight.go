@@ -20,6 +20,9 @@ type flight struct {
 	// end with a disk write or a release. Only the goroutine fetching the
 	// chunk touches it, before the flight lands.
 	claimed bool
+	// retried: its bytes failed their check once and were fetched again;
+	// a second failure fails the flight. Touched like claimed.
+	retried bool
 }
 
 // recentGiveUp is how long a flight that a reader gave up on at its

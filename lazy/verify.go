@@ -3,10 +3,12 @@ package lazy
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/integrity"
 )
 
 // ErrCorruptBlob: a blob's content did not match its digest when it became
@@ -14,17 +16,22 @@ import (
 var ErrCorruptBlob = errors.New("blob content does not match its digest")
 
 // verify checks a blob that has just become complete in the disk cache,
-// once even if several fills complete it together. On a mismatch the
-// cached chunks are dropped (by the disk cache, from memory and, through
-// OnCorrupt, from the kernel's page cache) and every later read of the blob
-// fails.
+// once even if several fills complete it together, if Integrity checks it
+// whole. On a mismatch the cached chunks are dropped (by the disk cache,
+// from memory and, through OnCorrupt, from the kernel's page cache) and
+// every later read of the blob fails.
 func (f *Fetcher) verify(d digest.Digest, chunks int64) {
+	if !f.opts.Integrity.Whole(d) {
+		return
+	}
 	_, _, _ = f.group.Do("verify/"+d.String(), func() (any, error) {
 		if !f.opts.Disk.NeedsVerify(d, chunks) {
 			return nil, nil // verified meanwhile, by a verification that just ended
 		}
-		err := f.opts.Disk.Verify(f.ctx, d, chunks)
-		var mm *cache.DigestMismatchError
+		err := f.opts.Disk.Verify(d, chunks, func(r io.Reader) error {
+			return f.opts.Integrity.CheckBlob(f.ctx, d, r)
+		})
+		var mm *integrity.DigestMismatchError
 		switch {
 		case err == nil:
 			f.log.Debug("blob verified", "digest", d)
@@ -38,7 +45,11 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 			if f.opts.OnCorrupt != nil {
 				f.opts.OnCorrupt(d)
 			}
-			f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
+			if f.opts.Integrity.PieceSize(d) > 0 {
+				f.log.Error("blob failed verification though its pieces matched their table: the table is wrong; its reads now fail", "digest", d, "got", mm.Got)
+			} else {
+				f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
+			}
 		case f.ctx.Err() != nil:
 			f.log.Debug("blob verification stopped: the fetcher is closing", "digest", d)
 		case errors.Is(err, cache.ErrIncomplete):

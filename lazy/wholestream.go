@@ -341,6 +341,10 @@ func (f *Fetcher) streamWants(s *stream) bool {
 // to the caches or a flight.
 func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	k := cache.Key{Digest: s.d, Index: i}
+	if err := f.checkChunk(k, s.size, b); err != nil {
+		f.passBad(s, i, err)
+		return false
+	}
 	// Into memory before it counts as passed: a flight that joins after
 	// that finds it there.
 	// The flight waiting for it (only this goroutine removes waiters)
@@ -374,4 +378,30 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 		kept = true
 	}
 	return kept
+}
+
+// passBad passes chunk i of s's blob, whose bytes failed their check with
+// err: nothing of it lands. The flight waiting for it waits for the next
+// stream the first time, and fails the second.
+func (f *Fetcher) passBad(s *stream, i int64, err error) {
+	k := cache.Key{Digest: s.d, Index: i}
+	f.streams.mu.Lock()
+	w, mine := s.waiting[i]
+	delete(s.waiting, i)
+	s.at = i + 1
+	again := mine && !w.fl.retried
+	if again {
+		w.fl.retried = true
+		s.next[i] = w
+	}
+	f.streams.mu.Unlock()
+	s.stall.Reset(f.opts.FetchTimeout)
+	f.opts.Observer.VerifyFailed(s.d)
+	if !mine || again {
+		f.log.Warn("streamed bytes failed their check; not kept", "chunk", k.String(), "host", f.host, "refetch", again, "err", err)
+		return
+	}
+	f.log.Error("streamed bytes failed their check twice; the read fails", "chunk", k.String(), "host", f.host, "err", err)
+	f.release(k, w.fl)
+	f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s from %s: %w: %w", k, f.host, ErrCorruptPiece, err))
 }

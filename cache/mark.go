@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,19 +12,8 @@ import (
 // ErrIncomplete: a blob's chunks are not all on disk (any more).
 var ErrIncomplete = errors.New("blob not complete in the cache")
 
-// DigestMismatchError: the cached content of a blob does not hash to its
-// digest. The chunks have been deleted.
-type DigestMismatchError struct {
-	Digest digest.Digest
-	Got    digest.Digest
-}
-
-func (e *DigestMismatchError) Error() string {
-	return fmt.Sprintf("blob %s: content hashes to %s; cached chunks dropped", e.Digest, e.Got)
-}
-
 // NeedsVerify reports whether all n chunks of blob dg are on disk and it
-// has not been verified yet (by any process).
+// has not been marked verified yet (by any process).
 func (d *Disk) NeedsVerify(dg digest.Digest, n int64) bool {
 	if !d.enter() {
 		return false
@@ -39,8 +27,8 @@ func (d *Disk) NeedsVerify(dg digest.Digest, n int64) bool {
 	return ok
 }
 
-// Verified reports whether blob dg is complete on disk and matched its
-// digest.
+// Verified reports whether blob dg is complete on disk and marked
+// verified.
 func (d *Disk) Verified(dg digest.Digest) bool {
 	if !d.enter() {
 		return false
@@ -50,12 +38,13 @@ func (d *Disk) Verified(dg digest.Digest) bool {
 	return err == nil && b != nil && b.verified()
 }
 
-// Verify hashes blob dg, whose n chunks are all on disk. On a match it
-// marks the blob verified, for every process; on a mismatch it evicts
-// the blob's chunks and returns a *DigestMismatchError. ErrIncomplete
-// means a chunk went missing, or was evicted while being hashed, so
-// nothing can be said.
-func (d *Disk) Verify(ctx context.Context, dg digest.Digest, n int64) error {
+// Verify hands check the bytes of blob dg, whose n chunks are all on
+// disk, and marks the blob verified, for every process, when check
+// accepts them and no chunk changed meanwhile. check's error is returned
+// as it is; the caller decides what a mismatch means (Drop). ErrIncomplete
+// means a chunk went missing, or was evicted while being read, so nothing
+// can be said.
+func (d *Disk) Verify(dg digest.Digest, n int64, check func(r io.Reader) error) error {
 	if !d.enter() {
 		return fmt.Errorf("verify %s: %w", dg, errClosed)
 	}
@@ -71,16 +60,14 @@ func (d *Disk) Verify(ctx context.Context, dg digest.Digest, n int64) error {
 	if !ok {
 		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
-	h := dg.Algorithm().Hash()
-	if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(b.data, 0, b.size)}); err != nil {
-		return fmt.Errorf("verify %s: %w", dg, err)
+	if err := check(io.NewSectionReader(b.data, 0, b.size)); err != nil {
+		if !b.unchanged(before) {
+			return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
+		}
+		return err
 	}
 	if !b.unchanged(before) {
 		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
-	}
-	if got := digest.NewDigest(dg.Algorithm(), h); got != dg {
-		d.drop(b)
-		return &DigestMismatchError{Digest: dg, Got: got}
 	}
 	// The mark goes first and stays only if no chunk changed: an eviction
 	// changes its slot before it clears the mark, so either this check
@@ -115,19 +102,6 @@ func (b *blobFile) unchanged(before []uint64) bool {
 	return true
 }
 
-// ctxReader stops a long read when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Drop evicts every chunk of blob dg, for a blob known to be corrupt.
 func (d *Disk) Drop(dg digest.Digest) {
 	if !d.enter() {
@@ -154,5 +128,17 @@ func (d *Disk) drop(b *blobFile) {
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
+	}
+}
+
+// Remove evicts chunk k, for a chunk whose bytes failed a check: it is
+// fetched again by whoever reads it next.
+func (d *Disk) Remove(k Key) {
+	if !d.enter() {
+		return
+	}
+	defer d.life.RUnlock()
+	if b, err := d.blob(k.Digest, 0, false); err == nil && b != nil && k.Index >= 0 && k.Index < b.chunks {
+		d.evictChunk(b, k.Index)
 	}
 }
