@@ -30,7 +30,8 @@ type verifiedCache interface {
 // not cached yet, in runs of up to MaxRequest bytes with up to Parallel
 // runs at once (the Fetcher's request slots bound them over all blobs),
 // and returns once every chunk is on disk and the blob has been verified
-// against its digest (an empty blob has nothing to cache). A blob that
+// against its digest, unless Integrity checks nothing (an empty blob has
+// nothing to cache). A blob that
 // does not match fails with ErrCorruptBlob (its chunks are dropped). When
 // ctx ends it returns at once; fetches in flight go on until Close, which
 // writes the chunks that arrived to disk.
@@ -162,6 +163,9 @@ func (b *Blob) persist(ctx context.Context) error {
 // settleVerify waits for the verification of the blob, complete on disk,
 // running it if nobody has, and reports its outcome.
 func (b *Blob) settleVerify(ctx context.Context) error {
+	if !b.f.opts.Integrity.Whole(b.digest) {
+		return nil // not checked whole (--verify off)
+	}
 	chunks := numChunks(b.size, b.f.opts.ChunkSize)
 	done := make(chan struct{})
 	go func() {

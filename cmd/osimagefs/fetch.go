@@ -28,6 +28,7 @@ type fetchFlags struct {
 	cacheDir  string
 	cacheSize sizeFlag
 	parallel  int
+	verify    string
 	quiet     bool
 }
 
@@ -85,6 +86,7 @@ the cache.`,
 	fl.StringVar(&f.cacheDir, "cache-dir", "", fetchCacheDirHelp)
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
 	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry, over all layers")
+	registerVerify(fl, &f.verify)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	return c
 }
@@ -114,6 +116,10 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 	if f.parallel < 1 {
 		return usageError{fmt.Errorf("--parallel %d: must be at least 1", f.parallel)}
 	}
+	verify, err := parseVerify(f.verify)
+	if err != nil {
+		return err
+	}
 	if f.cacheDir == "none" {
 		return usageError{errors.New("--cache-dir none: fetch fills the disk cache, and there is none to fill")}
 	}
@@ -137,6 +143,10 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 		log.Warn(w)
 	}
 	layers, err := selectLayers(tree, paths)
+	if err != nil {
+		return err
+	}
+	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), store, tree, log)
 	if err != nil {
 		return err
 	}
@@ -188,6 +198,8 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 		Parallel:   f.parallel,
 		Logger:     log,
 		Disk:       disk,
+		Integrity:  verifier,
+		Host:       store.Reference().Context().RegistryStr(),
 		OnFetch: func(d digest.Digest, n int64) {
 			if r := byDigest[d]; r != nil {
 				r.fetched.Add(n)

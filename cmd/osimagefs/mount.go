@@ -33,6 +33,7 @@ type mountFlags struct {
 	readAhead   sizeFlag
 	prefetch    string
 	metricsAddr string
+	verify      string
 	host        hostFlags
 }
 
@@ -51,8 +52,12 @@ layer file fetches the chunks (--chunk-size) that hold the bytes read, once,
 through an in-memory LRU (--memory-cache) and a persistent disk cache
 (--cache-dir, --cache-size) shared by every mount and fetch that uses the
 same directory at the same time: a chunk one of them fetched is read from
-disk by the others, and --cache-size bounds them all together. A blob that becomes complete in the disk
-cache is checked against its digest; on a mismatch its reads fail with EIO.
+disk by the others, and --cache-size bounds them all together. Every byte is checked before a reader gets
+it (--verify auto): by the sha256 of its piece where the image has chunk
+tables (osimagefs push writes them; osimagefs index adds them to an image
+pushed by another tool), else the blob is checked against its digest once
+complete in the disk cache. Bytes that fail are fetched once more, then
+the read fails with EIO.
 Sequential readers get read-ahead (up to --read-ahead); small layers are
 prefetched right after mounting (--prefetch).
 
@@ -104,6 +109,7 @@ signalled with sd_notify.`,
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
 	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsAddrHelp)
+	registerVerify(fl, &f.verify)
 	fl.StringVar(&f.prefetch, "prefetch", "small", "after mounting, fetch in the background: small (kernel, initramfs, cmdline, UKI), all (then every layer, giving way to reads) or none")
 	f.host.register(fl)
 	return c
@@ -126,6 +132,10 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	}
 	if f.readTimeout <= 0 {
 		return usageError{fmt.Errorf("--read-timeout %s: must be positive", f.readTimeout)}
+	}
+	verify, err := parseVerify(f.verify)
+	if err != nil {
+		return err
 	}
 	dir, err = checkMountpoint(dir, log)
 	if err != nil {
@@ -163,6 +173,10 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		log.Warn(w)
 	}
 	obs.SetImage(store.Reference().Context().RegistryStr(), store.Reference().Context().RepositoryStr(), tree)
+	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), store, tree, log)
+	if err != nil {
+		return err
+	}
 
 	if f.memoryCache == 0 {
 		f.memoryCache = memoryWithoutDisk
@@ -195,6 +209,8 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		FetchTimeout: f.readTimeout,
 		Logger:       log,
 		Observer:     obs,
+		Integrity:    verifier,
+		Host:         store.Reference().Context().RegistryStr(),
 		OnCorrupt: func(d digest.Digest) {
 			if r := served.Load(); r != nil {
 				r.InvalidateBlob(d)
