@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -423,13 +424,45 @@ func TestCacheSurvivesKill(t *testing.T) {
 }
 
 // faultProxy is a reverse proxy in front of a registry that inverts the
-// byte at blob offset flipAt in every GET response for blob bad: a
-// registry or middlebox serving corrupt content under a good digest.
+// byte at blob offset flipAt in every GET response for blob bad that
+// carries it (in the first limit of them when limit > 0): a registry or
+// middlebox serving corrupt content under a good digest. More bytes to
+// flip are added with flip.
 type faultProxy struct {
-	srv    *httptest.Server
-	bad    string
-	flipAt int64
-	flips  atomic.Int64 // responses in which the byte was inverted
+	srv   *httptest.Server
+	bad   string
+	mu    sync.Mutex
+	at    []*flipRule
+	flips atomic.Int64 // responses in which a byte was inverted
+}
+
+// flipRule is one byte the proxy inverts, in its first limit answers
+// (every answer when limit is 0).
+type flipRule struct {
+	at, limit, done int64
+}
+
+// flip inverts the byte at off too, in the first limit answers carrying
+// it (every one when limit is 0).
+func (p *faultProxy) flip(off, limit int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.at = append(p.at, &flipRule{at: off, limit: limit})
+}
+
+// flipsIn returns the offsets to invert in an answer carrying the bytes
+// [start, end], using up their budgets.
+func (p *faultProxy) flipsIn(start, end int64) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int64
+	for _, r := range p.at {
+		if r.at >= start && r.at <= end && (r.limit == 0 || r.done < r.limit) {
+			r.done++
+			out = append(out, r.at)
+		}
+	}
+	return out
 }
 
 var contentRangeRE = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+|\*)$`)
@@ -440,7 +473,8 @@ func newFaultProxy(t *testing.T, upstreamHost string, bad digest.Digest, flipAt 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{bad: bad.String(), flipAt: flipAt}
+	p := &faultProxy{bad: bad.String()}
+	p.flip(flipAt, 0)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -451,7 +485,7 @@ func newFaultProxy(t *testing.T, upstreamHost string, bad digest.Digest, flipAt 
 			if resp.Request.Method != http.MethodGet || !strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+p.bad) {
 				return nil
 			}
-			var start int64
+			start, end := int64(0), int64(1<<62)
 			switch resp.StatusCode {
 			case http.StatusOK:
 			case http.StatusPartialContent:
@@ -460,15 +494,16 @@ func newFaultProxy(t *testing.T, upstreamHost string, bad digest.Digest, flipAt 
 					return fmt.Errorf("fault proxy: Content-Range %q", resp.Header.Get("Content-Range"))
 				}
 				start, _ = strconv.ParseInt(m[1], 10, 64)
-				end, _ := strconv.ParseInt(m[2], 10, 64)
-				if p.flipAt < start || p.flipAt > end {
-					return nil
-				}
+				end, _ = strconv.ParseInt(m[2], 10, 64)
 			default:
 				return nil
 			}
+			at := p.flipsIn(start, end)
+			if len(at) == 0 {
+				return nil
+			}
 			p.flips.Add(1)
-			resp.Body = &flipBody{ReadCloser: resp.Body, pos: start, at: p.flipAt}
+			resp.Body = &flipBody{ReadCloser: resp.Body, pos: start, at: at}
 			return nil
 		},
 	}
@@ -480,17 +515,20 @@ func newFaultProxy(t *testing.T, upstreamHost string, bad digest.Digest, flipAt 
 // Host is the proxy's "127.0.0.1:PORT".
 func (p *faultProxy) Host() string { return strings.TrimPrefix(p.srv.URL, "http://") }
 
-// flipBody inverts the byte at blob offset at as it streams by; pos is the
-// blob offset of the next byte read.
+// flipBody inverts the bytes at blob offsets at as they stream by; pos is
+// the blob offset of the next byte read.
 type flipBody struct {
 	io.ReadCloser
-	pos, at int64
+	pos int64
+	at  []int64
 }
 
 func (b *flipBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if b.at >= b.pos && b.at < b.pos+int64(n) {
-		p[b.at-b.pos] ^= 0xff
+	for _, at := range b.at {
+		if at >= b.pos && at < b.pos+int64(n) {
+			p[at-b.pos] ^= 0xff
+		}
 	}
 	b.pos += int64(n)
 	return n, err
