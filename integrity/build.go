@@ -2,6 +2,7 @@ package integrity
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"hash"
 
 	"github.com/opencontainers/go-digest"
@@ -20,7 +21,12 @@ type Builder struct {
 
 // NewBuilder starts a table with pieces of pieceSize bytes (a power of two
 // from MinPieceSize to MaxPieceSize) for a blob whose digest uses alg.
+// Any other piece size is a programming error and panics: a piece of 0
+// bytes would never end.
 func NewBuilder(alg digest.Algorithm, pieceSize int64) *Builder {
+	if pieceSize < MinPieceSize || pieceSize > MaxPieceSize || pieceSize&(pieceSize-1) != 0 {
+		panic(fmt.Sprintf("integrity.NewBuilder: piece size %d is not a power of two from %d to %d", pieceSize, MinPieceSize, MaxPieceSize))
+	}
 	return &Builder{pieceSize: pieceSize, blob: alg.Digester(), piece: sha256.New()}
 }
 

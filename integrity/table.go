@@ -65,7 +65,8 @@ type Table struct {
 // pieces.
 func PieceSizeFor(size int64) int64 {
 	ps := int64(DefaultPieceSize)
-	for (size+ps-1)/ps > defaultMaxPieces && ps < MaxPieceSize {
+	// size/ps rounded up, without size+ps-1 (which overflows near MaxInt64).
+	for size/ps+min(size%ps, 1) > defaultMaxPieces && ps < MaxPieceSize {
 		ps *= 2
 	}
 	return ps
@@ -168,7 +169,9 @@ func (e *PieceError) Error() string {
 // Check checks b, the bytes of the blob at off. b must start on a piece
 // boundary and end on one or at the blob's end.
 func (t *Table) Check(off int64, b []byte) error {
-	if off < 0 || off%t.PieceSize != 0 || off+int64(len(b)) > t.Size || (off+int64(len(b)) != t.Size && len(b)%int(t.PieceSize) != 0) {
+	n := int64(len(b))
+	// off > t.Size-n, not off+n > t.Size: the sum may overflow.
+	if off < 0 || off%t.PieceSize != 0 || off > t.Size || n > t.Size-off || (off+n != t.Size && n%t.PieceSize != 0) {
 		return fmt.Errorf("check %d bytes at %d of blob %s: not whole pieces of %d bytes", len(b), off, t.Blob, t.PieceSize)
 	}
 	for i := off / t.PieceSize; len(b) > 0; i++ {

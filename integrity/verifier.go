@@ -92,6 +92,9 @@ func NewVerifier(mode Mode, chunkSize int64, layers []ocispec.Descriptor, found 
 		switch mode {
 		case Off, Whole:
 		default:
+			// Pieces only once a way to check them is found: d.Mode
+			// starts as the mode asked for, Pieces included.
+			d.Mode = Whole
 			f, ok := tables[l.Digest]
 			switch {
 			case ok && f.Table.Size == l.Size && chunkSize%f.Table.PieceSize == 0:
@@ -105,11 +108,8 @@ func NewVerifier(mode Mode, chunkSize int64, layers []ocispec.Descriptor, found 
 			default:
 				d.Why = "no chunk table"
 			}
-			if d.Mode != Pieces {
-				if mode == Pieces {
-					return nil, nil, fmt.Errorf("--verify pieces: layer %s (%d bytes) cannot be checked by pieces: %s; publish tables with osimagefs index, or mount with --verify auto", l.Digest, l.Size, d.Why)
-				}
-				d.Mode = Whole
+			if d.Mode != Pieces && mode == Pieces {
+				return nil, nil, fmt.Errorf("--verify pieces: layer %s (%d bytes) cannot be checked by pieces: %s; publish tables with osimagefs index, or mount with --verify auto", l.Digest, l.Size, d.Why)
 			}
 		}
 		out = append(out, d)

@@ -12,6 +12,11 @@
 //     variant, architecture and org.opencontainers.image.title
 //     (FormatOpenKCM); or IronCore's current types, the command line only in
 //     the config and no mediaType field (FormatIronCore);
+//   - the chunk tables: every file larger than one piece gets a table
+//     (package integrity), built by the same read that hashes the file,
+//     listed after the real layers with its own media type and no title,
+//     so consumers that pick layers by type see the image they always did
+//     (Options.NoChunkTables leaves them out);
 //   - the index: always an OCI image index; with Options.AddToIndex the
 //     index already at the tag is merged, so pushing once per architecture
 //     builds a multi-platform image;

@@ -7,13 +7,16 @@ import (
 	"io"
 	"os"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/osimagefs/osimagefs/integrity"
 )
 
 func TestFileLayerStreamsTheHashedBytes(t *testing.T) {
 	dir := t.TempDir()
 	p := writeRandom(t, dir, "f", 3<<20+5)
 	rep := &reporter{}
-	b, err := hashFile(t.Context(), roleFile{role: "kernel", path: p}, "x", rep)
+	b, _, err := hashFile(t.Context(), roleFile{role: "kernel", path: p}, "x", false, rep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,48 @@ func TestHashFileHonoursContext(t *testing.T) {
 	p := writeRandom(t, t.TempDir(), "f", 10)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := hashFile(ctx, roleFile{role: "disk", path: p}, "x", &reporter{}); err == nil {
+	if _, _, err := hashFile(ctx, roleFile{role: "disk", path: p}, "x", true, &reporter{}); err == nil {
 		t.Fatal("hashFile succeeded with a cancelled context")
+	}
+}
+
+// TestHashFileBuildsTables: the one read that hashes a file also builds
+// its table, for a file larger than one piece only.
+func TestHashFileBuildsTables(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, integrity.DefaultPieceSize, integrity.DefaultPieceSize + 1, 3<<20 + 5} {
+		p := writeRandom(t, dir, "f", size)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, tb, err := hashFile(t.Context(), roleFile{role: "disk", path: p}, "x", true, &reporter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Digest != digest.FromBytes(data) || b.Size != int64(size) {
+			t.Errorf("%d bytes: hashFile = %+v", size, b)
+		}
+		if size <= integrity.DefaultPieceSize {
+			if tb != nil {
+				t.Errorf("%d bytes: a table for a file of one piece", size)
+			}
+			continue
+		}
+		if tb == nil {
+			t.Fatalf("%d bytes: no table", size)
+		}
+		if tb.Blob != b.Digest || tb.Size != b.Size || tb.PieceSize != integrity.PieceSizeFor(int64(size)) {
+			t.Errorf("%d bytes: table for %s, %d bytes in pieces of %d", size, tb.Blob, tb.Size, tb.PieceSize)
+		}
+		if err := tb.Check(0, data); err != nil {
+			t.Errorf("%d bytes: the file does not pass its own table: %v", size, err)
+		}
+		bad := bytes.Clone(data)
+		bad[len(bad)-1] ^= 1
+		var pe *integrity.PieceError
+		if err := tb.Check(0, bad); !errors.As(err, &pe) || pe.Piece != tb.Pieces()-1 {
+			t.Errorf("%d bytes, last byte flipped: %v", size, err)
+		}
 	}
 }

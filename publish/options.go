@@ -43,6 +43,15 @@ type Options struct {
 	// Format selects the media types; "" means FormatOpenKCM.
 	Format Format
 
+	// NoChunkTables leaves out the chunk tables. By default every file
+	// larger than one piece (integrity.PieceSizeFor its size) gets a
+	// table, built while the file is hashed, pushed as a blob and listed
+	// in the manifest's layers after the files, with media type
+	// image.MediaTypeChunkTable, the annotation image.AnnotationChunkTableOf
+	// naming the file's layer, and no title: the mount checks every piece
+	// with it before a reader gets it.
+	NoChunkTables bool
+
 	// AddToIndex merges the new manifest into the index already at
 	// Reference: an entry of the same os, architecture and variant is
 	// replaced, others are kept. Without it (or when there is nothing at

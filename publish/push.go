@@ -19,9 +19,12 @@ type Result struct {
 	Index digest.Digest
 	// Manifest is the digest of this platform's manifest.
 	Manifest digest.Digest
-	// Uploaded are the blobs sent (files, config, cmdline); Skipped the ones
-	// the registry already had.
+	// Uploaded are the blobs sent (files, config, cmdline, chunk tables);
+	// Skipped the ones the registry already had.
 	Uploaded, Skipped []digest.Digest
+	// Tables are the chunk tables the manifest lists, one per file larger
+	// than one piece, in the order of the files.
+	Tables []digest.Digest
 	// Replaced are manifests of the same platform that the index listed
 	// before and no longer does (only with AddToIndex).
 	Replaced []digest.Digest
@@ -37,7 +40,7 @@ type uploadable interface {
 // and the index to o.Reference, in this order:
 //
 //  1. validate o and open every file (nothing is contacted on a usage error);
-//  2. hash every file, streaming;
+//  2. hash every file, streaming, building its chunk table on the way;
 //  3. with AddToIndex, fetch the index at the tag (none yet is fine);
 //  4. upload each blob the registry does not have (HEAD, then upload);
 //  5. PUT the manifest by digest, then the index at the tag.
@@ -60,13 +63,17 @@ func Push(ctx context.Context, o Options) (*Result, error) {
 	rep := &reporter{p: o.Progress}
 
 	blobs := make([]Blob, 0, len(files))
+	var tables []chunkTable
 	for _, rf := range files {
-		b, err := hashFile(ctx, rf, format.LayerMediaType(rf.role), rep)
+		b, t, err := hashFile(ctx, rf, format.LayerMediaType(rf.role), !o.NoChunkTables, rep)
 		if err != nil {
 			return nil, err
 		}
 		log.Debug("hashed", "role", b.Role, "path", b.Path, "digest", b.Digest, "size", b.Size)
 		blobs = append(blobs, b)
+		if t != nil {
+			tables = append(tables, chunkTable{table: t, blob: b})
+		}
 	}
 
 	reg, err := connect(tag, o)
@@ -150,6 +157,18 @@ func Push(ctx context.Context, o Options) (*Result, error) {
 		if err := addCmdline(); err != nil {
 			return nil, err
 		}
+	}
+	// The chunk tables come after every real layer, so that consumers
+	// that take layers by position or type see the layers they always did.
+	for _, ct := range tables {
+		l := newBytesLayer(ct.table.Marshal(), image.MediaTypeChunkTable)
+		d, size := digest.FromBytes(l.data), int64(len(l.data))
+		if err := send(fmt.Sprintf("chunk table of %s file %s", ct.blob.Role, ct.blob.Path), l, d, size); err != nil {
+			return nil, err
+		}
+		layers = append(layers, tableDescriptor(d, size, ct.blob.Digest))
+		res.Tables = append(res.Tables, d)
+		log.Debug("chunk table", "layer", ct.blob.Digest, "table", d, "pieces", ct.table.Pieces(), "piece_size", ct.table.PieceSize, "size", size)
 	}
 
 	cfg := newBytesLayer(configJSON(cmdline), format.ConfigMediaType())

@@ -65,7 +65,7 @@ func checkManifest(t *testing.T, e env, d digest.Digest, arch, variant string, f
 
 	wantOrder := []image.Role{image.RoleDisk, image.RoleKernel, image.RoleInitramfs, image.RoleSquashfs, image.RoleCmdline, image.RoleUKI, image.RoleISO}
 	var gotOrder []image.Role
-	for _, l := range m.Layers {
+	for _, l := range checkTables(t, e, m, files) {
 		role := image.RoleOf(l.MediaType)
 		gotOrder = append(gotOrder, role)
 		if want := openKCMTypes[role]; l.MediaType != want {
@@ -184,10 +184,16 @@ func TestPushAgainUploadsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := e.ct.count("POST upload"); n != 8 { // 6 files, cmdline, config
-		t.Errorf("first push: %d upload POSTs, want 8", n)
+	// 6 files, cmdline, config, and the chunk tables of the 5 files larger
+	// than one piece (the UKI is exactly one).
+	const blobs = 8 + 5
+	if n := e.ct.count("POST upload"); n != blobs {
+		t.Errorf("first push: %d upload POSTs, want %d", n, blobs)
 	}
-	if len(first.Uploaded) != 8 || len(first.Skipped) != 0 {
+	if len(first.Tables) != 5 {
+		t.Errorf("first push: %d chunk tables, want 5", len(first.Tables))
+	}
+	if len(first.Uploaded) != blobs || len(first.Skipped) != 0 {
 		t.Errorf("first push: uploaded %d, skipped %d", len(first.Uploaded), len(first.Skipped))
 	}
 	for _, rf := range files.list() {
@@ -218,10 +224,10 @@ func TestPushAgainUploadsNothing(t *testing.T) {
 			t.Errorf("second push: %d %s requests, want 0", n, k)
 		}
 	}
-	if n := e.ct.count("HEAD blob"); n != 8 {
-		t.Errorf("second push: %d blob HEADs, want 8", n)
+	if n := e.ct.count("HEAD blob"); n != blobs {
+		t.Errorf("second push: %d blob HEADs, want %d", n, blobs)
 	}
-	if len(second.Uploaded) != 0 || len(second.Skipped) != 8 {
+	if len(second.Uploaded) != 0 || len(second.Skipped) != blobs {
 		t.Errorf("second push: uploaded %v, skipped %d", second.Uploaded, len(second.Skipped))
 	}
 	if second.Index != first.Index || second.Manifest != first.Manifest {
@@ -317,10 +323,11 @@ func TestPushIronCoreFormat(t *testing.T) {
 		"application/vnd.ironcore.image.uki":       image.RoleUKI,
 		"application/vnd.ironcore.image.iso":       image.RoleISO,
 	}
-	if len(m.Layers) != len(want) {
-		t.Errorf("%d layers, want %d (no cmdline layer)", len(m.Layers), len(want))
+	layers := checkTables(t, e, m, files)
+	if len(layers) != len(want) {
+		t.Errorf("%d layers, want %d (no cmdline layer)", len(layers), len(want))
 	}
-	for _, l := range m.Layers {
+	for _, l := range layers {
 		role, ok := want[l.MediaType]
 		if !ok {
 			t.Errorf("unexpected layer type %q", l.MediaType)

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/osimagefs/osimagefs/integrity"
 )
 
 // copyBufferSize is the read size used to hash files.
@@ -34,29 +36,51 @@ func checkFiles(files []roleFile) error {
 }
 
 // hashFile reads the file once, streaming, and returns its blob with digest
-// and size.
-func hashFile(ctx context.Context, rf roleFile, mediaType string, rep *reporter) (b Blob, err error) {
+// and size and, with tables, the chunk table of a file larger than one
+// piece (nil otherwise): the same read yields both.
+func hashFile(ctx context.Context, rf roleFile, mediaType string, tables bool, rep *reporter) (b Blob, t *integrity.Table, err error) {
 	f, err := os.Open(rf.path)
 	if err != nil {
-		return Blob{}, &FileError{Role: rf.role, Path: rf.path, Err: err}
+		return Blob{}, nil, &FileError{Role: rf.role, Path: rf.path, Err: err}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return Blob{}, &FileError{Role: rf.role, Path: rf.path, Err: err}
+		return Blob{}, nil, &FileError{Role: rf.role, Path: rf.path, Err: err}
 	}
 	b = Blob{Role: rf.role, Path: rf.path, MediaType: mediaType, Size: fi.Size()}
 	rep.start(StepHash, b)
 	defer func() { rep.finish(err) }()
 
-	d := digest.Canonical.Digester()
-	n, err := io.CopyBuffer(d.Hash(), &ctxReader{ctx: ctx, r: f, rep: rep}, make([]byte, copyBufferSize))
+	var (
+		w       io.Writer
+		builder *integrity.Builder
+		d       digest.Digester
+	)
+	if tables {
+		// The piece size follows the size stat saw; should the file
+		// grow while it is read, the table is still exact, in more pieces.
+		builder = integrity.NewBuilder(digest.Canonical, integrity.PieceSizeFor(fi.Size()))
+		w = builder
+	} else {
+		d = digest.Canonical.Digester()
+		w = d.Hash()
+	}
+	n, err := io.CopyBuffer(w, &ctxReader{ctx: ctx, r: f, rep: rep}, make([]byte, copyBufferSize))
 	if err != nil {
-		return Blob{}, fmt.Errorf("hash %s file %s: %w", rf.role, rf.path, err)
+		return Blob{}, nil, fmt.Errorf("hash %s file %s: %w", rf.role, rf.path, err)
 	}
 	b.Size = n
-	b.Digest = d.Digest()
-	return b, nil
+	if builder == nil {
+		b.Digest = d.Digest()
+		return b, nil, nil
+	}
+	t = builder.Table()
+	b.Digest = t.Blob
+	if t.Size <= t.PieceSize {
+		return b, nil, nil // one piece: its digest checks it
+	}
+	return b, t, nil
 }
 
 // ctxReader stops reading when ctx is done and reports progress.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +24,11 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 		Short: "Print the tree that mount would show, without mounting",
 		Long: `inspect resolves REFERENCE (a tag or a digest) and prints every file the
 mount would show: path, role, size, media type and digest. Only the index,
-manifests and configs are fetched.`,
+manifests and configs are fetched.
+
+Chunk tables a manifest lists (written by push) are not files of the mount;
+they are listed after the files, each as the chunk table for the file whose
+pieces mount checks with it.`,
 		Example: `  osimagefs inspect localhost:5000/os/gardenlinux:1.0
   osimagefs inspect --platform linux/arm64 ghcr.io/example/os@sha256:...
   osimagefs inspect --json registry.example.com/os/debian:13 | jq '.files[].path'`,
@@ -70,16 +75,47 @@ type inspectFile struct {
 	Platform  string `json:"platform,omitempty"`
 }
 
+// inspectTable is a chunk table a manifest lists, and the file it covers.
+type inspectTable struct {
+	For    string `json:"for"`   // the file's path, or the layer's digest when no file has it
+	Layer  string `json:"layer"` // the covered layer's digest
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
+}
+
 type inspectOut struct {
-	Reference string        `json:"reference"`
-	Digest    string        `json:"digest"`
-	MediaType string        `json:"mediaType"`
-	Files     []inspectFile `json:"files"`
-	Warnings  []string      `json:"warnings,omitempty"`
+	Reference   string         `json:"reference"`
+	Digest      string         `json:"digest"`
+	MediaType   string         `json:"mediaType"`
+	Files       []inspectFile  `json:"files"`
+	ChunkTables []inspectTable `json:"chunkTables,omitempty"`
+	Warnings    []string       `json:"warnings,omitempty"`
+}
+
+// chunkTables lists the tables of t's manifests, in tree order.
+func chunkTables(t *image.Tree) []inspectTable {
+	var out []inspectTable
+	for _, img := range t.Images {
+		for _, td := range img.Tables {
+			of := td.Annotations[image.AnnotationChunkTableOf]
+			it := inspectTable{For: of, Layer: of, Size: td.Size, Digest: td.Digest.String()}
+			for _, f := range t.Files {
+				if of != "" && f.Digest.String() == of && strings.HasPrefix(f.Path, img.Dir+"/") {
+					it.For = f.Path
+					break
+				}
+			}
+			if it.For == "" {
+				it.For = "(no layer named)"
+			}
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 func printJSON(w io.Writer, ref string, t *image.Tree) error {
-	out := inspectOut{Reference: ref, Digest: t.Digest.String(), MediaType: t.MediaType, Warnings: t.Warnings}
+	out := inspectOut{Reference: ref, Digest: t.Digest.String(), MediaType: t.MediaType, Warnings: t.Warnings, ChunkTables: chunkTables(t)}
 	for _, f := range t.Files {
 		out.Files = append(out.Files, inspectFile{Path: f.Path, Role: string(f.Role), Size: f.Size, MediaType: f.MediaType, Digest: f.Digest.String(), Platform: f.Platform})
 	}
@@ -98,6 +134,20 @@ func printTable(w io.Writer, ref string, t *image.Tree) error {
 			d = "(from config)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(f.Path), f.Role, units.BytesSize(float64(f.Size)), printable(f.MediaType), d)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	tables := chunkTables(t)
+	if len(tables) == 0 {
+		return nil
+	}
+	// Not files of the mount: what it checks the pieces of these files with.
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHUNK TABLE FOR\tSIZE\tDIGEST")
+	for _, c := range tables {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", printable(c.For), units.BytesSize(float64(c.Size)), printable(c.Digest))
 	}
 	return tw.Flush()
 }

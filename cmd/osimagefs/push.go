@@ -25,6 +25,7 @@ type pushFlags struct {
 	cmdlineFile string
 	format      string
 	addToIndex  bool
+	chunkTables bool
 	quiet       bool
 }
 
@@ -59,6 +60,16 @@ one of the entries: run them one after the other.
 
 Every file is read once to compute its sha256, then streamed to the registry
 unless the registry already has that blob, so pushing again uploads nothing.
+
+The same read builds a chunk table for every file larger than one piece (64
+KiB; larger pieces for files over 16 GiB): the sha256 of each piece, about
+512 KiB per GiB. Each table is pushed as a blob and listed in the manifest
+after the files (media type application/vnd.osimagefs.chunktable.v1, the
+annotation io.osimagefs.chunktable.of naming the file's layer, no title), so
+the manifest digest covers it and registry garbage collection keeps it.
+mount checks every piece against it before a reader gets a byte; tools that
+pick layers by media type or title (IronCore, oras pull) see the same image
+as without tables. --chunk-tables=false leaves them out.
 Progress bars go to stderr when it is a terminal (not with --quiet). The
 pinned reference of the pushed index, REPOSITORY@sha256:..., is printed on
 stdout.
@@ -108,6 +119,7 @@ $DOCKER_CONFIG, credential helpers), as for docker push.`,
 	fl.StringVar(&f.cmdlineFile, "cmdline-file", "", "file holding the kernel command line (surrounding white space removed)")
 	fl.StringVar(&f.format, "format", string(publish.FormatOpenKCM), "media types to write: openkcm or ironcore")
 	fl.BoolVar(&f.addToIndex, "add-to-index", false, "add to the index at REFERENCE, replacing the entry of the same os, arch and variant, instead of replacing the index")
+	fl.BoolVar(&f.chunkTables, "chunk-tables", true, "push a chunk table (sha256 of every 64 KiB piece) for each file larger than one piece, so mount can check every piece before a reader gets it; false: only the whole-blob digest")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bars and no summary on stderr")
 	return c
 }
@@ -138,19 +150,20 @@ func runPush(cmd *cobra.Command, g *globalFlags, f *pushFlags, ref string) error
 	}
 
 	opts := publish.Options{
-		Reference:    ref,
-		OS:           f.osName,
-		Architecture: f.arch,
-		Variant:      f.variant,
-		Title:        f.title,
-		Files:        f.files,
-		CommandLine:  cmdline,
-		Format:       format,
-		AddToIndex:   f.addToIndex,
-		PlainHTTP:    f.remote.plainHTTP,
-		Insecure:     f.remote.insecure,
-		CAFile:       f.remote.caFile,
-		Logger:       log,
+		Reference:     ref,
+		OS:            f.osName,
+		Architecture:  f.arch,
+		Variant:       f.variant,
+		Title:         f.title,
+		Files:         f.files,
+		CommandLine:   cmdline,
+		Format:        format,
+		AddToIndex:    f.addToIndex,
+		NoChunkTables: !f.chunkTables,
+		PlainHTTP:     f.remote.plainHTTP,
+		Insecure:      f.remote.insecure,
+		CAFile:        f.remote.caFile,
+		Logger:        log,
 	}
 	stderr := cmd.ErrOrStderr()
 	if !f.quiet && isTerminal(stderr) {
@@ -170,7 +183,7 @@ func runPush(cmd *cobra.Command, g *globalFlags, f *pushFlags, ref string) error
 	}
 	if !f.quiet {
 		log.Info("pushed", "reference", ref, "platform", opts.OS+"/"+opts.Architecture, "variant", opts.Variant,
-			"manifest", res.Manifest, "uploaded", len(res.Uploaded), "already_present", len(res.Skipped), "replaced", len(res.Replaced))
+			"manifest", res.Manifest, "uploaded", len(res.Uploaded), "already_present", len(res.Skipped), "replaced", len(res.Replaced), "chunk_tables", len(res.Tables))
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), res.Reference)
 	return err
