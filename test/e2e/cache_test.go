@@ -540,6 +540,13 @@ func (b *flipBody) Read(p []byte) (int, error) {
 // its digest, fails, and from then on every read of it fails with EIO,
 // the daemon says which blob, and its chunks are gone from the cache.
 func TestCacheVerifyMismatch(t *testing.T) {
+	// Without a table, auto checks the blob whole, as blob does.
+	for _, mode := range []string{"auto", "blob"} {
+		t.Run("verify "+mode, func(t *testing.T) { testCacheVerifyMismatch(t, mode) })
+	}
+}
+
+func testCacheVerifyMismatch(t *testing.T, mode string) {
 	requireMountable(t)
 	const (
 		badSize = 24<<20 + 17
@@ -564,7 +571,7 @@ func TestCacheVerifyMismatch(t *testing.T) {
 	proxy := newFaultProxy(t, reg.Host(), badDg, flipAt)
 	cacheDir := t.TempDir()
 	dir := t.TempDir()
-	m := startMount(t, img.ref(proxy.Host()), dir, "--plain-http", "--cache-dir", cacheDir)
+	m := startMount(t, img.ref(proxy.Host()), dir, "--plain-http", "--cache-dir", cacheDir, "--verify", mode)
 	file := filepath.Join(dir, "amd64/virtualization/kernel")
 
 	// The first full read serves the wrong byte (nothing can know yet),

@@ -254,3 +254,45 @@ func TestVerifyDamagedDiskCache(t *testing.T) {
 		t.Errorf("%d chunks of disk.img in the cache, want all 6, right", n)
 	}
 }
+
+// TestVerifyTableRefused: a manifest listing a chunk table that disagrees
+// with its layer (another size) is refused with an error naming the table
+// and what disagrees; the mount never comes up on it.
+func TestVerifyTableRefused(t *testing.T) {
+	tmp := t.TempDir()
+	disk := fixture.RandomBytes(41, 3<<20+100)
+	p := filepath.Join(tmp, "disk.img")
+	if err := os.WriteFile(p, disk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := integrity.NewBuilder(digest.SHA256, integrity.DefaultPieceSize)
+	b.Write(disk)
+	table := b.Table()
+	table.Size++ // the same pieces, one byte more than the layer
+	tp := filepath.Join(tmp, "table")
+	if err := os.WriteFile(tp, table.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := registrytest.Start(t)
+	img := pushMediaImage(t, reg.Host(), "os/liar", []layerFile{
+		seedLayer("disk.img", p, "disk.img"),
+		{integrity.MediaType, tp, "table"},
+	})
+	for _, mode := range []string{"auto", "pieces"} {
+		_, errOut, code := runCLI(t, time.Minute, "mount", "--plain-http", "--verify", mode, img.ref(reg.Host()), t.TempDir())
+		if code == 0 || !strings.Contains(errOut, "chunk table") || !strings.Contains(errOut, "refused") || !strings.Contains(errOut, fmt.Sprint(len(disk))) {
+			t.Fatalf("mount --verify %s with a table one byte too long: status %d, want a failure naming the table and the sizes:\n%s", mode, code, errOut)
+		}
+		t.Logf("--verify %s: %s", mode, strings.TrimSpace(errOut))
+	}
+	// With --verify blob the table is not read, and the image mounts.
+	requireMountable(t)
+	dir := t.TempDir()
+	m := startMount(t, img.ref(reg.Host()), dir, "--plain-http", "--verify", "blob")
+	if got, err := os.ReadFile(filepath.Join(dir, "amd64/virtualization/disk.img")); err != nil || !bytes.Equal(got, disk) {
+		t.Fatalf("read with --verify blob: %v", err)
+	}
+	if err := m.terminate(t); err != nil {
+		t.Fatal(err)
+	}
+}
