@@ -28,7 +28,7 @@ type daemon struct {
 // --cache-dir cacheDir ref dir`, logging to logPath, and waits until dir is
 // a mount point. The daemon is registered with cl, so it is torn down even
 // when the benchmark fails or is interrupted.
-func (b *bench) startMount(ctx context.Context, name, ref, cacheDir string) (*daemon, error) {
+func (b *bench) startMount(ctx context.Context, name, ref, cacheDir string, extra ...string) (*daemon, error) {
 	dir := filepath.Join(b.work, "mnt-"+name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -43,6 +43,7 @@ func (b *bench) startMount(ctx context.Context, name, ref, cacheDir string) (*da
 	}
 	// The registry and the proxies in front of it speak plain HTTP.
 	args := []string{"mount", "--plain-http", "--log-level", b.cfg.mountLogLevel, "--cache-dir", cacheDir}
+	args = append(args, extra...)
 	args = append(args, b.cfg.mountFlags...)
 	args = append(args, ref, dir)
 	cmd := exec.Command(b.cfg.bin, args...)

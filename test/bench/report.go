@@ -110,6 +110,9 @@ func (b *bench) rows() []row {
 			throughputRow("1. cold sequential read (dd bs=1M), loopback", "curl GET of the blob", res.seqMount, res.seqCurl, 0.9),
 			throughputRow("2. warm re-read from the disk cache (dd bs=1M)", "dd of the local copy", res.warmMount, res.warmLocal, 0.7))
 	}
+	if len(res.seqBlobMount) > 0 {
+		rows = append(rows, throughputRow("1b. cold sequential read, every piece checked (--verify auto, chunk tables)", "the same, unchecked until complete (--verify blob)", res.seqMount, res.seqBlobMount, 0.5))
+	}
 	if len(res.rnd) > 0 {
 		for _, r := range b.randomRows("3. ", res.rnd) {
 			rows = append(rows, r)
@@ -219,6 +222,7 @@ func (b *bench) cpuTable(p func(string, ...any)) {
 	}
 	lines := []line{
 		{"1. mount, cold (dd + daemon + registry)", res.seqMountCPU, res.seqMount},
+		{"1b. mount, cold, --verify blob (dd + daemon + registry)", res.seqBlobMountCPU, res.seqBlobMount},
 		{"1. curl GET (curl + registry)", res.seqCurlCPU, res.seqCurl},
 		{"2. mount, warm (dd + daemon)", res.warmMountCPU, res.warmMount},
 		{"2. local dd", res.warmLocalCPU, res.warmLocal},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,8 @@ const blockSize = 4096
 // results holds one value per run for every measure.
 type results struct {
 	seqMount, seqCurl       []float64 // MB/s
+	seqBlobMount            []float64 // MB/s, cold with --verify blob
+	seqBlobMountCPU         []cpuSplit
 	warmMount, warmLocal    []float64 // MB/s
 	rss                     []int64   // daemon VmHWM during the cold sequential read
 	rnd, wanRnd             []randomRun
@@ -48,8 +51,8 @@ type randomRun struct {
 }
 
 // withMount mounts ref with cacheDir, runs fn and always unmounts.
-func (b *bench) withMount(ctx context.Context, name, ref, cacheDir string, fn func(d *daemon, file string) error) error {
-	d, err := b.startMount(ctx, name, ref, cacheDir)
+func (b *bench) withMount(ctx context.Context, name, ref, cacheDir string, fn func(d *daemon, file string) error, extra ...string) error {
+	d, err := b.startMount(ctx, name, ref, cacheDir, extra...)
 	if err != nil {
 		return err
 	}
@@ -120,8 +123,28 @@ func (b *bench) runSeq(ctx context.Context, i int) error {
 		b.res.seqMountCPU = append(b.res.seqMountCPU, cpu)
 		b.res.rss = append(b.res.rss, rss)
 		b.logf("  cold sequential, mount dd: %.0f MB/s, daemon VmHWM %s", mbps(size, took), fmtBytes(rss))
-		return nil
+		return checkLogged(d.logPath, "mode=pieces")
 	})
+	if err != nil {
+		return err
+	}
+	// The same without piece checks (--verify blob): the cost of checking
+	// every piece before a reader gets it.
+	plain := filepath.Join(b.work, fmt.Sprintf("cache-seq-blob-%d", i+1))
+	defer os.RemoveAll(plain)
+	err = b.withMount(ctx, fmt.Sprintf("seq-blob-%d", i+1), ref(b.setup.regHost), plain, func(d *daemon, file string) error {
+		if err := b.dropCaches(ctx); err != nil {
+			return err
+		}
+		took, cpu, err := b.ddMount(ctx, d, file)
+		if err != nil {
+			return err
+		}
+		b.res.seqBlobMount = append(b.res.seqBlobMount, mbps(size, took))
+		b.res.seqBlobMountCPU = append(b.res.seqBlobMountCPU, cpu)
+		b.logf("  cold sequential, pieces not checked (--verify blob), mount dd: %.0f MB/s", mbps(size, took))
+		return nil
+	}, "--verify", "blob")
 	if err != nil {
 		return err
 	}
@@ -327,4 +350,17 @@ func httpRanges(ctx context.Context, url string, offs []int64) ([]time.Duration,
 		lat = append(lat, d)
 	}
 	return lat, nil
+}
+
+// checkLogged fails unless the mount log at path has a line holding want
+// (the verification mode the run is meant to measure).
+func checkLogged(path, want string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(b), want) {
+		return fmt.Errorf("the mount log %s has no %q: the run did not measure what it says", path, want)
+	}
+	return nil
 }
