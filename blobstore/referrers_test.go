@@ -31,7 +31,7 @@ const referrersRepo = "os/attached"
 // referrers API, behind wrap (nil: none), and returns its host.
 func startGGCR(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	var h http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	var h http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true))
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -173,6 +173,13 @@ func TestReferrers(t *testing.T) {
 			slices.Sort(want)
 			if d := digests(all); !slices.Equal(d, want) {
 				t.Errorf("all referrers = %v, want %v", d, want)
+			}
+
+			// Which way the answer came: the fallback tag exists only
+			// where the registry has no referrers API.
+			_, _, _, err = s.manifest(ctx, FallbackTag(subject.Digest))
+			if hasTag := err == nil; hasTag != (kind == "distribution") {
+				t.Errorf("fallback tag present = %v (%v), want it only on the registry without the API", hasTag, err)
 			}
 
 			none, err := s.Referrers(ctx, lonely.Digest, integrity.ArtifactType)
