@@ -103,7 +103,11 @@ func printAttached(w io.Writer, res []publish.Attached) error {
 		if a.Referrer == "" {
 			_, err = fmt.Fprintf(w, "%s %s skipped: %s\n", printable(a.Dir), a.Manifest, a.Skipped)
 		} else {
-			_, err = fmt.Fprintf(w, "%s %s referrer %s: %d chunk tables, %s streamed\n", printable(a.Dir), a.Manifest, a.Referrer, a.Tables, bytesSize(a.Streamed))
+			plural := "s"
+			if a.Tables == 1 {
+				plural = ""
+			}
+			_, err = fmt.Fprintf(w, "%s %s referrer %s: %d chunk table%s, %s streamed\n", printable(a.Dir), a.Manifest, a.Referrer, a.Tables, plural, bytesSize(a.Streamed))
 		}
 		errs = append(errs, err)
 	}

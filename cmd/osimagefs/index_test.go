@@ -56,7 +56,7 @@ func TestIndexCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("index: %v\n%s", err, out)
 	}
-	published := regexp.MustCompile(`(?m)^unknown/default sha256:[0-9a-f]{64} referrer sha256:[0-9a-f]{64}: 1 chunk tables, 700KiB streamed$`)
+	published := regexp.MustCompile(`(?m)^unknown/default sha256:[0-9a-f]{64} referrer sha256:[0-9a-f]{64}: 1 chunk table, 700KiB streamed$`)
 	if !published.MatchString(out) {
 		t.Errorf("output %q, want one line naming the referrer", out)
 	}
