@@ -22,4 +22,8 @@
 // (norange.go). Plain HTTP is refused on every request, redirects and
 // go-containerregistry's own fall-back included, unless Options.PlainHTTP
 // (plainhttp.go).
+//
+// Referrers is the one lookup of artifacts attached to a manifest (chunk
+// tables, and whatever comes next): the OCI 1.1 referrers API, else its
+// tag-schema fallback (referrers.go).
 package blobstore

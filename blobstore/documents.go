@@ -47,8 +47,15 @@ func (s *Store) Manifest(ctx context.Context, d ocispec.Descriptor) ([]byte, str
 
 // Blob implements image.Fetcher: the whole of a small blob.
 func (s *Store) Blob(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
-	if d.Size > image.MaxDocumentSize {
-		return nil, fmt.Errorf("blob %s: %d bytes is too large to fetch whole", d.Digest, d.Size)
+	return s.BlobUpTo(ctx, d, image.MaxDocumentSize)
+}
+
+// BlobUpTo fetches the whole of blob d, which must be at most limit bytes
+// (by its descriptor and by what the registry sends). The caller checks
+// the bytes against the digest.
+func (s *Store) BlobUpTo(ctx context.Context, d ocispec.Descriptor, limit int64) ([]byte, error) {
+	if d.Size > limit {
+		return nil, fmt.Errorf("blob %s: %w: %d bytes is too large to fetch whole (the limit is %d)", d.Digest, ErrTooLarge, d.Size, limit)
 	}
 	var out []byte
 	err := s.retry(ctx, "fetch blob "+d.Digest.String(), func(ctx context.Context) error {
@@ -57,7 +64,7 @@ func (s *Store) Blob(ctx context.Context, d ocispec.Descriptor) ([]byte, error) 
 				return err
 			}
 			var err error
-			out, err = readLimited(body, image.MaxDocumentSize)
+			out, err = readLimited(body, limit)
 			return err
 		})
 	})

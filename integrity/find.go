@@ -105,8 +105,9 @@ func referrerTables(ctx context.Context, src Source, subject digest.Digest, warn
 	var out []tableRef
 	n := 0
 	for _, d := range descs {
-		if d.ArtifactType != "" && d.ArtifactType != ArtifactType {
-			continue // a registry that ignores the filter
+		if d.ArtifactType != "" && d.ArtifactType != ArtifactType && d.ArtifactType != ocispec.MediaTypeEmptyJSON {
+			continue // a registry that ignores the filter; one that reports the
+			// empty config's type read only the config: the manifest says below
 		}
 		if n++; n > maxReferrers {
 			warn("manifest %s: more than %d chunk-table referrers; the rest are ignored", subject, maxReferrers)

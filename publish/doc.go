@@ -24,7 +24,12 @@
 //     read whole into memory), and skipped when the registry already has
 //     them.
 //
-// Push is the entry point. Errors about the options themselves (an unknown
+// AttachTables (the index command) is the other writing side: chunk tables
+// for an image pushed by any tool, each layer streamed once and checked
+// against its digest, published as one OCI referrer per manifest
+// (referrer.go) through the referrers API or its fallback tag.
+//
+// Push is the entry point of the first. Errors about the options themselves (an unknown
 // architecture, a missing file, no file at all) are reported with
 // IsUsage; registry errors wrap the sentinels of package blobstore
 // (ErrNotFound, ErrUnauthorized, ErrUnreachable) and say what was being

@@ -16,6 +16,9 @@ const (
 	StepHash Step = "hash"
 	// StepUpload: the file is sent to the registry.
 	StepUpload Step = "upload"
+	// StepIndex: a layer streams from the registry to build its chunk
+	// table (AttachTables).
+	StepIndex Step = "index"
 )
 
 // Blob describes one file of the image.

@@ -45,18 +45,9 @@ func parseTag(reference string, plainHTTP bool) (name.Tag, error) {
 }
 
 func connect(tag name.Tag, o Options) (*registry, error) {
-	base := o.Transport
-	if base == nil {
-		var err error
-		if base, err = defaultTransport(o); err != nil {
-			return nil, err
-		}
-	}
-	base = blobstore.GuardPlainHTTP(base, o.PlainHTTP)
-	ropts := []remote.Option{
-		remote.WithTransport(base),
-		remote.WithAuthFromKeychain(o.keychain()),
-		remote.WithUserAgent(o.userAgent()),
+	ropts, err := remoteOptions(o)
+	if err != nil {
+		return nil, err
 	}
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
@@ -67,6 +58,24 @@ func connect(tag name.Tag, o Options) (*registry, error) {
 		return nil, err
 	}
 	return &registry{tag: tag, pusher: pusher, puller: puller}, nil
+}
+
+// remoteOptions are the go-containerregistry options of o's connection:
+// transport (plain HTTP guarded), credentials, user agent.
+func remoteOptions(o Options) ([]remote.Option, error) {
+	base := o.Transport
+	if base == nil {
+		var err error
+		if base, err = defaultTransport(o); err != nil {
+			return nil, err
+		}
+	}
+	base = blobstore.GuardPlainHTTP(base, o.PlainHTTP)
+	return []remote.Option{
+		remote.WithTransport(base),
+		remote.WithAuthFromKeychain(o.keychain()),
+		remote.WithUserAgent(o.userAgent()),
+	}, nil
 }
 
 // defaultTransport is a clone of http.DefaultTransport with the TLS

@@ -28,6 +28,7 @@ func TestPlainHTTPNeedsTheFlag(t *testing.T) {
 		{"inspect", ref},
 		{"mount", "--cache-dir", "none", ref, t.TempDir()},
 		{"push", ref, "--arch", "amd64", "--kernel", kernel},
+		{"index", ref},
 	}
 	for _, args := range commands {
 		for _, flags := range [][]string{nil, {"--plain-http"}} {

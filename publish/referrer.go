@@ -1,0 +1,101 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/integrity"
+)
+
+// tableBlob is a chunk table ready to upload: its encoding and the layer it
+// covers.
+type tableBlob struct {
+	raw   []byte
+	layer digest.Digest
+}
+
+func newTableBlob(t *integrity.Table) tableBlob { return tableBlob{raw: t.Marshal(), layer: t.Blob} }
+
+func (t tableBlob) descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{
+		MediaType:   image.MediaTypeChunkTable,
+		Digest:      digest.FromBytes(t.raw),
+		Size:        int64(len(t.raw)),
+		Annotations: map[string]string{image.AnnotationChunkTableOf: t.layer.String()},
+	}
+}
+
+// emptyConfig is the config of a referrer: the OCI empty blob, {}.
+var emptyConfig = []byte("{}")
+
+// referrerJSON is the manifest that attaches tables to subject: an OCI
+// image manifest of artifactType integrity.ArtifactType, the empty config,
+// one layer per table (in the subject's layer order) and subject. It holds
+// nothing else, no time stamp: the same tables give the same digest, so
+// publishing again changes nothing.
+func referrerJSON(subject ocispec.Descriptor, tables []tableBlob) []byte {
+	cfg := ocispec.DescriptorEmptyJSON
+	cfg.Data = nil // some registries refuse descriptors with data
+	layers := make([]ocispec.Descriptor, len(tables))
+	for i, t := range tables {
+		layers[i] = t.descriptor()
+	}
+	m := ocispec.Manifest{
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: integrity.ArtifactType,
+		Config:       cfg,
+		Layers:       layers,
+		Subject:      &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
+	}
+	m.SchemaVersion = 2
+	b, _ := json.Marshal(m) // cannot fail: strings, numbers and maps of strings
+	return b
+}
+
+// referrerPusher publishes referrers to one repository.
+type referrerPusher struct {
+	repo   name.Repository
+	pusher *remote.Pusher
+}
+
+// newReferrerPusher connects as o says. The referrers tag fallback is on:
+// on a registry without the referrers API, go-containerregistry adds each
+// referrer to the index at the subject's sha256-<hex> tag.
+func newReferrerPusher(repo name.Repository, o Options) (*referrerPusher, error) {
+	ropts, err := remoteOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	p, err := remote.NewPusher(append(ropts, remote.WithReferrersTagFallback(true))...)
+	if err != nil {
+		return nil, err
+	}
+	return &referrerPusher{repo: repo, pusher: p}, nil
+}
+
+// publish uploads the tables and the empty config (those the registry
+// lacks), then PUTs the referrer manifest by digest, and returns its
+// digest. Nothing refers to a blob before it is there.
+func (p *referrerPusher) publish(ctx context.Context, subject ocispec.Descriptor, tables []tableBlob) (digest.Digest, error) {
+	for _, t := range tables {
+		if err := p.pusher.Upload(ctx, p.repo, newBytesLayer(t.raw, image.MediaTypeChunkTable)); err != nil {
+			return "", fmt.Errorf("upload the chunk table of layer %s to %s: %w", t.layer, p.repo, classify(err))
+		}
+	}
+	if err := p.pusher.Upload(ctx, p.repo, newBytesLayer(emptyConfig, ocispec.MediaTypeEmptyJSON)); err != nil {
+		return "", fmt.Errorf("upload the empty config to %s: %w", p.repo, classify(err))
+	}
+	raw := referrerJSON(subject, tables)
+	d := digest.FromBytes(raw)
+	if err := p.pusher.Put(ctx, p.repo.Digest(d.String()), rawDocument{raw: raw, mediaType: ocispec.MediaTypeImageManifest}); err != nil {
+		return "", fmt.Errorf("put chunk-table referrer %s of manifest %s to %s: %w", d, subject.Digest, p.repo, classify(err))
+	}
+	return d, nil
+}
