@@ -10,7 +10,7 @@ import (
 
 // The causes of an EIO, the label values of osimagefs_eio_total.
 const (
-	CauseCorrupt      = "corrupt"      // the layer failed verification against its digest
+	CauseCorrupt      = "corrupt"      // bytes failed their check: a piece (twice), or the layer against its digest
 	CauseShortBlob    = "short_blob"   // the blob is shorter than its descriptor says
 	CauseNotFound     = "not_found"    // the registry has no such blob (404)
 	CauseUnauthorized = "unauthorized" // the registry refused access (401, 403)
@@ -32,7 +32,7 @@ var causes = []string{CauseCorrupt, CauseShortBlob, CauseNotFound, CauseUnauthor
 func Cause(err error) string {
 	var se *blobstore.StatusError
 	switch {
-	case errors.Is(err, lazy.ErrCorruptBlob):
+	case errors.Is(err, lazy.ErrCorruptBlob), errors.Is(err, lazy.ErrCorruptPiece):
 		return CauseCorrupt
 	case errors.Is(err, lazy.ErrBlobSize), errors.Is(err, blobstore.ErrShortBlob):
 		return CauseShortBlob

@@ -94,6 +94,7 @@ func TestCause(t *testing.T) {
 		want string
 	}{
 		{fmt.Errorf("read: %w", lazy.ErrCorruptBlob), CauseCorrupt},
+		{fmt.Errorf("fetch: %w: piece 3", lazy.ErrCorruptPiece), CauseCorrupt},
 		{fmt.Errorf("x: %w", lazy.ErrBlobSize), CauseShortBlob},
 		{&blobstore.StatusError{Code: 404}, CauseNotFound},
 		{&blobstore.StatusError{Code: 403}, CauseUnauthorized},

@@ -302,3 +302,50 @@ func TestVerifyTableRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// mountRequests mounts ref (a host served by c) with extra flags, and
+// returns how many requests the mount made before serving.
+func mountRequests(t *testing.T, c *registrytest.Counter, ref string, extra ...string) int64 {
+	t.Helper()
+	c.Reset()
+	m := startMount(t, ref, t.TempDir(), append([]string{"--plain-http"}, extra...)...)
+	n := c.Requests()
+	if err := m.terminate(t); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestVerifyLookupRequests: the requests a mount adds to find chunk
+// tables: one per table listed in the manifest; for a referrer on a
+// registry without the referrers API (Distribution), the referrers GET,
+// the fallback tag, the referrer manifest and one per table.
+func TestVerifyLookupRequests(t *testing.T) {
+	requireMountable(t)
+	reg := registrytest.Start(t)
+	c := registrytest.NewCountingProxy(t, reg.Host())
+	pushed := pushVerifyImage(t, reg.Host(), "os/lookup", 3<<20)
+	base := mountRequests(t, c, c.Host()+"/"+pushed.repo, "--verify", "blob")
+	withTables := mountRequests(t, c, c.Host()+"/"+pushed.repo, "--verify", "auto")
+	t.Logf("tables in the manifest: %d requests to mount with --verify blob, %d with auto", base, withTables)
+	if withTables-base != 2 {
+		t.Errorf("finding the 2 tables a manifest lists took %d more requests, want 2", withTables-base)
+	}
+
+	tmp := t.TempDir()
+	p := filepath.Join(tmp, "disk.img")
+	if err := os.WriteFile(p, fixture.RandomBytes(51, 2<<20+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := pushMediaImage(t, reg.Host(), "os/lookup-ref", []layerFile{seedLayer("disk.img", p, "disk.img")})
+	base = mountRequests(t, c, img.ref(c.Host()), "--verify", "blob")
+	none := mountRequests(t, c, img.ref(c.Host()), "--verify", "auto")
+	if _, errOut, code := runCLI(t, time.Minute, "index", "--plain-http", "--quiet", img.ref(reg.Host())); code != 0 {
+		t.Fatalf("index: status %d\n%s", code, errOut)
+	}
+	referred := mountRequests(t, c, img.ref(c.Host()), "--verify", "auto")
+	t.Logf("no table: %d more requests; one table as a referrer: %d more", none-base, referred-base)
+	if none-base != 2 || referred-base != 4 {
+		t.Errorf("requests added: %d without tables, %d with one referrer; want 2 (referrers GET, fallback tag) and 4 (and the referrer manifest, the table)", none-base, referred-base)
+	}
+}
