@@ -22,8 +22,8 @@ type Observer interface {
 	// Ahead is bytes of blob d sent for fetching before any reader waits
 	// for them: by read-ahead (Prefetch) or by a fill (Fill).
 	Ahead(d digest.Digest, why AheadKind, bytes int64)
-	// VerifyFailed: blob d, complete in the disk cache, did not match its
-	// digest.
+	// VerifyFailed: bytes of blob d failed a check: fetched pieces, a
+	// chunk read back from disk, or the blob complete on disk.
 	VerifyFailed(d digest.Digest)
 }
 

@@ -75,7 +75,7 @@ func New(disk DiskUsage) *Metrics {
 		m.eio.WithLabelValues(c)
 	}
 	m.verifyFailures = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "osimagefs", Name: "verify_failures_total",
-		Help: "Layers whose content, complete in the disk cache, did not match their digest."})
+		Help: "Checks that failed: fetched pieces, chunks read back from the disk cache, and layers complete in the disk cache that did not match their digest."})
 	m.fetchDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "osimagefs", Name: "fetch_duration_seconds",
 		Help:    "Time of one request for layer bytes, from when it had a request slot to its last byte or failure.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"registry"})

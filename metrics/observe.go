@@ -57,7 +57,8 @@ func (m *Metrics) Ahead(d digest.Digest, why lazy.AheadKind, bytes int64) {
 	}
 }
 
-// VerifyFailed counts a layer that failed verification (lazy.Observer).
+// VerifyFailed counts a failed check: of a piece, of a chunk read back
+// from disk, or of a whole layer (lazy.Observer).
 func (m *Metrics) VerifyFailed(d digest.Digest) {
 	m.verifyFailures.Inc()
 	m.totals.verifyFailures.Add(1)
