@@ -21,7 +21,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/osimagefs/osimagefs/image"
-	"github.com/osimagefs/osimagefs/integrity"
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
@@ -105,7 +104,7 @@ func pushTablesReferrer(t *testing.T, host string, subject ocispec.Descriptor) o
 	cfg := ocispec.DescriptorEmptyJSON
 	cfg.Data = nil
 	return pushManifest(t, host, ocispec.Manifest{
-		ArtifactType: integrity.ArtifactType,
+		ArtifactType: image.ArtifactTypeChunkTables,
 		Config:       cfg,
 		Layers:       []ocispec.Descriptor{},
 		Subject:      &subject,
@@ -156,7 +155,7 @@ func TestReferrers(t *testing.T) {
 			lonely := pushSubject(t, host, "another disk")
 			s := openReferrersStore(t, host)
 
-			descs, err := s.Referrers(ctx, subject.Digest, integrity.ArtifactType)
+			descs, err := s.Referrers(ctx, subject.Digest, image.ArtifactTypeChunkTables)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +181,7 @@ func TestReferrers(t *testing.T) {
 				t.Errorf("fallback tag present = %v (%v), want it only on the registry without the API", hasTag, err)
 			}
 
-			none, err := s.Referrers(ctx, lonely.Digest, integrity.ArtifactType)
+			none, err := s.Referrers(ctx, lonely.Digest, image.ArtifactTypeChunkTables)
 			if err != nil || len(none) != 0 {
 				t.Errorf("referrers of a manifest without any = %v, %v; want none, no error", none, err)
 			}
@@ -208,7 +207,7 @@ func TestReferrersRegistryError(t *testing.T) {
 		})
 	})
 	subject := pushSubject(t, host, "disk")
-	_, err := openReferrersStore(t, host).Referrers(context.Background(), subject.Digest, integrity.ArtifactType)
+	_, err := openReferrersStore(t, host).Referrers(context.Background(), subject.Digest, image.ArtifactTypeChunkTables)
 	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), subject.Digest.String()) {
 		t.Errorf("err = %v, want ErrUnauthorized naming the subject", err)
 	}
@@ -228,7 +227,7 @@ func TestReferrersFallbackNotIndex(t *testing.T) {
 	if _, err := registrytest.PutManifest(context.Background(), host, referrersRepo, FallbackTag(subject.Digest), ocispec.MediaTypeImageManifest, m); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Referrers(context.Background(), subject.Digest, integrity.ArtifactType)
+	_, err = s.Referrers(context.Background(), subject.Digest, image.ArtifactTypeChunkTables)
 	if !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), FallbackTag(subject.Digest)) {
 		t.Errorf("err = %v, want ErrBadResponse naming the fallback tag", err)
 	}
@@ -242,7 +241,7 @@ func TestReferrersPages(t *testing.T) {
 		idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex}
 		idx.SchemaVersion = 2
 		for _, d := range ds {
-			idx.Manifests = append(idx.Manifests, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: integrity.ArtifactType, Digest: digest.FromString(d), Size: 1})
+			idx.Manifests = append(idx.Manifests, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: image.ArtifactTypeChunkTables, Digest: digest.FromString(d), Size: 1})
 		}
 		b, _ := json.Marshal(idx)
 		return b
@@ -264,7 +263,7 @@ func TestReferrersPages(t *testing.T) {
 	}))
 	defer srv.Close()
 	s := openReferrersStore(t, strings.TrimPrefix(srv.URL, "http://"))
-	descs, err := s.Referrers(context.Background(), subject, integrity.ArtifactType)
+	descs, err := s.Referrers(context.Background(), subject, image.ArtifactTypeChunkTables)
 	if err != nil {
 		t.Fatal(err)
 	}

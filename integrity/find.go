@@ -3,6 +3,7 @@ package integrity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,13 +14,6 @@ import (
 
 	"github.com/osimagefs/osimagefs/image"
 )
-
-// ArtifactType is the artifactType of a manifest that attaches chunk
-// tables to an image manifest (its subject) as an OCI referrer.
-const ArtifactType = image.ArtifactTypeChunkTables
-
-// AnnotationOf, on a chunk table's descriptor, names the layer it covers.
-const AnnotationOf = image.AnnotationChunkTableOf
 
 // Source is what Find reads from; blobstore.Store is one.
 type Source interface {
@@ -33,6 +27,10 @@ type Source interface {
 	BlobUpTo(ctx context.Context, desc ocispec.Descriptor, limit int64) ([]byte, error)
 }
 
+// ErrRefused: a chunk table disagrees with the layer it is for, or is
+// malformed; it is never used.
+var ErrRefused = errors.New("refused")
+
 // maxReferrers bounds the chunk-table referrers read per manifest.
 const maxReferrers = 8
 
@@ -43,14 +41,19 @@ type tableRef struct {
 }
 
 // Find returns the chunk tables of the images' layers: those a manifest
-// lists, or else those attached to it as referrers. Every table is checked
-// against the layer it covers; one that disagrees (another digest or size,
-// a malformed table) is an error, never trusted. A referrers lookup that
-// fails is a warning: that image's layers then have no table.
+// lists, or else those attached to it as referrers; tables listed in a
+// manifest come first, in a fixed order, so they win over referrers for a
+// layer two images share. Every table is checked against the layer it
+// covers; one that disagrees (another digest or size, a malformed table) is
+// an error, never trusted. A lookup or fetch that fails is a warning: the
+// layers concerned then have no table.
+//
+// What a registry can make it fetch is bounded: one table per layer of an
+// image, each at most its descriptor's size and MaxTableSize, all together
+// at most MaxTablesTotal bytes, 8 at a time.
 func Find(ctx context.Context, src Source, images []image.Image) ([]Found, []string, error) {
 	var (
 		mu       sync.Mutex
-		found    []Found
 		warnings []string
 	)
 	warn := func(format string, args ...any) {
@@ -58,54 +61,115 @@ func Find(ctx context.Context, src Source, images []image.Image) ([]Found, []str
 		warnings = append(warnings, fmt.Sprintf(format, args...))
 		mu.Unlock()
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	// Which tables: those listed, else the referrers' (looked up in
+	// parallel).
+	refs := make([][]tableRef, len(images))
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for _, img := range images {
+	for i, img := range images {
+		for _, t := range img.Tables {
+			refs[i] = append(refs[i], tableRef{t, "manifest " + img.Digest.String()})
+		}
+		if len(refs[i]) > 0 {
+			continue
+		}
 		g.Go(func() error {
-			var refs []tableRef
-			for _, t := range img.Tables {
-				refs = append(refs, tableRef{t, "manifest " + img.Digest.String()})
+			r, err := referrerTables(gctx, src, img.Digest, warn)
+			if err != nil {
+				warn("%s: chunk tables not looked up: %v", img.Dir, err)
 			}
-			if len(refs) == 0 {
-				var err error
-				if refs, err = referrerTables(ctx, src, img.Digest, warn); err != nil {
-					warn("%s: chunk tables not looked up: %v", img.Dir, err)
-					return nil
+			refs[i] = r
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	type job struct {
+		img image.Image
+		ref tableRef
+	}
+	var jobs []job
+	var total int64
+	for _, fromManifest := range []bool{true, false} {
+		for i, img := range images {
+			if (len(img.Tables) > 0) != fromManifest {
+				continue
+			}
+			for _, r := range pick(img, refs[i], warn) {
+				if total += r.desc.Size; total > MaxTablesTotal {
+					warn("%s: chunk table %s skipped: the tables of this image would pass %d bytes in all", img.Dir, r.desc.Digest, int64(MaxTablesTotal))
+					continue
 				}
+				jobs = append(jobs, job{img, r})
 			}
-			// The tables of one image are fetched in parallel too.
-			tg, tctx := errgroup.WithContext(ctx)
-			for _, r := range refs {
-				tg.Go(func() error {
-					t, err := fetchTable(tctx, src, img, r, warn)
-					if err != nil || t == nil {
-						return err
-					}
-					mu.Lock()
-					found = append(found, Found{Table: t, From: r.from})
-					mu.Unlock()
-					return nil
-				})
+		}
+	}
+	found := make([]*Found, len(jobs))
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for n, j := range jobs {
+		g.Go(func() error {
+			t, err := fetchTable(gctx, src, j.img, j.ref, warn)
+			if err != nil || t == nil {
+				return err
 			}
-			return tg.Wait()
+			found[n] = &Found{Table: t, From: j.ref.from}
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
-	return found, warnings, nil
+	var out []Found
+	for _, f := range found {
+		if f != nil {
+			out = append(out, *f)
+		}
+	}
+	return out, warnings, nil
+}
+
+// MaxTablesTotal bounds the bytes of chunk tables one Find fetches.
+const MaxTablesTotal = 256 << 20
+
+// pick keeps the tables of refs worth fetching for img: one per table
+// digest, and only those whose descriptor names a layer of img (or names
+// none), at most one per layer.
+func pick(img image.Image, refs []tableRef, warn func(string, ...any)) []tableRef {
+	layers := map[string]bool{}
+	for _, l := range img.Layers {
+		layers[l.Digest.String()] = true
+	}
+	seen := map[digest.Digest]bool{}
+	var out []tableRef
+	for _, r := range refs {
+		if seen[r.desc.Digest] {
+			continue
+		}
+		seen[r.desc.Digest] = true
+		if of := r.desc.Annotations[image.AnnotationChunkTableOf]; of != "" && !layers[of] {
+			warn("%s: chunk table %s (in %s) is for %s, no layer of manifest %s; ignored", img.Dir, r.desc.Digest, r.from, of, img.Digest)
+			continue
+		}
+		if len(out) >= len(layers) {
+			warn("%s: more chunk tables than layers in %s; the rest are ignored", img.Dir, r.from)
+			break
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // referrerTables lists the tables attached to manifest subject.
 func referrerTables(ctx context.Context, src Source, subject digest.Digest, warn func(string, ...any)) ([]tableRef, error) {
-	descs, err := src.Referrers(ctx, subject, ArtifactType)
+	descs, err := src.Referrers(ctx, subject, image.ArtifactTypeChunkTables)
 	if err != nil {
 		return nil, err
 	}
 	var out []tableRef
 	n := 0
 	for _, d := range descs {
-		if d.ArtifactType != "" && d.ArtifactType != ArtifactType && d.ArtifactType != ocispec.MediaTypeEmptyJSON {
+		if d.ArtifactType != "" && d.ArtifactType != image.ArtifactTypeChunkTables && d.ArtifactType != ocispec.MediaTypeEmptyJSON {
 			continue // a registry that ignores the filter; one that reports the
 			// empty config's type read only the config: the manifest says below
 		}
@@ -113,16 +177,23 @@ func referrerTables(ctx context.Context, src Source, subject digest.Digest, warn
 			warn("manifest %s: more than %d chunk-table referrers; the rest are ignored", subject, maxReferrers)
 			break
 		}
+		if err := d.Digest.Validate(); err != nil {
+			warn("manifest %s: a referrer with a malformed digest %q; ignored", subject, d.Digest)
+			continue
+		}
 		raw, _, err := src.Manifest(ctx, d)
 		if err != nil {
-			return nil, fmt.Errorf("fetch referrer %s: %w", d.Digest, err)
+			warn("manifest %s: fetch referrer %s: %v; ignored", subject, d.Digest, err)
+			continue
 		}
-		if err := d.Digest.Validate(); err != nil || d.Digest.Algorithm().FromBytes(raw) != d.Digest {
-			return nil, fmt.Errorf("referrer %s: its bytes do not match its digest", d.Digest)
+		if d.Digest.Algorithm().FromBytes(raw) != d.Digest {
+			warn("manifest %s: referrer %s: its bytes do not match its digest; ignored", subject, d.Digest)
+			continue
 		}
 		var m ocispec.Manifest
 		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("referrer %s: %w", d.Digest, err)
+			warn("manifest %s: referrer %s: %v; ignored", subject, d.Digest, err)
+			continue
 		}
 		if m.Subject == nil || m.Subject.Digest != subject {
 			warn("referrer %s of manifest %s names another subject; ignored", d.Digest, subject)
@@ -132,7 +203,7 @@ func referrerTables(ctx context.Context, src Source, subject digest.Digest, warn
 		if at == "" && m.Config.MediaType != "" {
 			at = m.Config.MediaType
 		}
-		if at != ArtifactType {
+		if at != image.ArtifactTypeChunkTables {
 			continue
 		}
 		for _, l := range m.Layers {
@@ -147,33 +218,34 @@ func referrerTables(ctx context.Context, src Source, subject digest.Digest, warn
 // fetchTable fetches, parses and checks the table r for a layer of img. It
 // returns nil for a table of no layer of img (with a warning).
 func fetchTable(ctx context.Context, src Source, img image.Image, r tableRef, warn func(string, ...any)) (*Table, error) {
-	refuse := func(format string, args ...any) error {
-		return fmt.Errorf("chunk table %s (in %s) refused: %s", r.desc.Digest, r.from, fmt.Sprintf(format, args...))
+	refuse := func(err error) error {
+		return fmt.Errorf("chunk table %s (in %s) %w: %w", r.desc.Digest, r.from, ErrRefused, err)
 	}
-	if r.desc.Size > MaxTableSize {
-		return nil, refuse("%d bytes, more than the limit of %d", r.desc.Size, MaxTableSize)
+	if r.desc.Size <= 0 || r.desc.Size > MaxTableSize {
+		return nil, refuse(fmt.Errorf("its descriptor says %d bytes; a table has 1 to %d", r.desc.Size, MaxTableSize))
 	}
 	if err := r.desc.Digest.Validate(); err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse(err)
 	}
-	raw, err := src.BlobUpTo(ctx, r.desc, MaxTableSize)
+	raw, err := src.BlobUpTo(ctx, r.desc, r.desc.Size)
 	if err != nil {
-		return nil, fmt.Errorf("fetch chunk table %s (in %s): %w", r.desc.Digest, r.from, err)
+		warn("%s: fetch chunk table %s (in %s): %v; its layer has no table", img.Dir, r.desc.Digest, r.from, err)
+		return nil, nil
 	}
 	if int64(len(raw)) != r.desc.Size || r.desc.Digest.Algorithm().FromBytes(raw) != r.desc.Digest {
-		return nil, refuse("its bytes do not match its descriptor")
+		return nil, refuse(errors.New("its bytes do not match its descriptor"))
 	}
 	t, err := Parse(raw)
 	if err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse(err)
 	}
-	if of := r.desc.Annotations[AnnotationOf]; of != "" && of != t.Blob.String() {
-		return nil, refuse("its descriptor says it covers %s, the table says %s", of, t.Blob)
+	if of := r.desc.Annotations[image.AnnotationChunkTableOf]; of != "" && of != t.Blob.String() {
+		return nil, refuse(fmt.Errorf("its descriptor says it covers %s, the table says %s", of, t.Blob))
 	}
 	for _, l := range img.Layers {
 		if l.Digest == t.Blob {
 			if err := t.Covers(l); err != nil {
-				return nil, refuse("%v", err)
+				return nil, refuse(err)
 			}
 			return t, nil
 		}

@@ -10,12 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/osimagefs/osimagefs/image"
 )
-
-// MediaType is the media type of a chunk table blob.
-const MediaType = image.MediaTypeChunkTable
 
 // A chunk table, version 1, is a binary blob; integers are big-endian:
 //

@@ -2,6 +2,7 @@ package integrity
 
 import (
 	"context"
+	_ "crypto/sha512" // blob digests may be sha512
 	"fmt"
 	"io"
 
@@ -100,11 +101,11 @@ func NewVerifier(mode Mode, chunkSize int64, layers []ocispec.Descriptor, found 
 			case ok && f.Table.Size == l.Size && chunkSize%f.Table.PieceSize == 0:
 				v.blobs[l.Digest] = pieceCheck{table: f.Table}
 				d.Mode, d.PieceSize, d.From = Pieces, f.Table.PieceSize, f.From
-			case ok && f.Table.Size == l.Size:
-				d.Why = fmt.Sprintf("its table's %d-byte pieces do not divide the %d-byte chunks (--chunk-size)", f.Table.PieceSize, chunkSize)
 			case l.Size <= chunkSize && l.Digest.Validate() == nil:
 				v.blobs[l.Digest] = pieceCheck{size: l.Size}
 				d.Mode, d.PieceSize, d.From = Pieces, l.Size, "its digest (one chunk)"
+			case ok && f.Table.Size == l.Size:
+				d.Why = fmt.Sprintf("its table's %d-byte pieces do not divide the %d-byte chunks (--chunk-size)", f.Table.PieceSize, chunkSize)
 			default:
 				d.Why = "no chunk table"
 			}

@@ -90,7 +90,7 @@ func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
 		if ok {
 			b.checkOnce.Do(func() {
 				if chunks := numChunks(b.size, cs); b.f.opts.Integrity.Whole(b.digest) && b.f.opts.Disk.NeedsVerify(b.digest, chunks) {
-					go b.f.verify(b.digest, chunks)
+					go b.f.verify(b.digest, b.size)
 				}
 			})
 			return nil

@@ -105,7 +105,6 @@ type Fetcher struct {
 	cache Cache
 	opts  Options
 	log   *slog.Logger
-	host  string // opts.Host
 
 	ctx     context.Context // parent of every shared fetch; cancelled by Close
 	cancel  context.CancelFunc
@@ -149,7 +148,7 @@ func NewFetcher(src Source, c Cache, opts Options) (*Fetcher, error) {
 		opts.Host = "the source"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fetcher{src: src, cache: c, opts: opts, log: log, host: opts.Host, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel)}
+	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel)}
 	if opts.Disk != nil {
 		f.diskq = newDiskQueue(f.writeDisk)
 	}
@@ -373,13 +372,13 @@ func (f *Fetcher) pieceFailed(d digest.Digest, size int64, k cache.Key, fl *flig
 	f.opts.Observer.VerifyFailed(d)
 	if !fl.retried {
 		fl.retried = true
-		f.log.Warn("fetched bytes failed their check; fetching them once more", "chunk", k.String(), "host", f.host, "err", err)
+		f.log.Warn("fetched bytes failed their check; fetching them once more", "chunk", k.String(), "host", f.opts.Host, "err", err)
 		go f.fetchParts(d, size, k.Index, []*flight{fl}, h)
 		return
 	}
-	f.log.Error("fetched bytes failed their check twice; the read fails", "chunk", k.String(), "host", f.host, "err", err)
+	f.log.Error("fetched bytes failed their check twice; the read fails", "chunk", k.String(), "host", f.opts.Host, "err", err)
 	f.release(k, fl)
-	f.flights.land(k, fl, nil, fmt.Errorf("fetch %s from %s: %w: %w", k, f.host, ErrCorruptPiece, err))
+	f.flights.land(k, fl, nil, fmt.Errorf("fetch %s from %s: %w: %w", k, f.opts.Host, ErrCorruptPiece, err))
 }
 
 // isCached reports whether chunk k is in memory or on disk, reading
@@ -466,7 +465,7 @@ func (f *Fetcher) writeDisk(w diskWrite) {
 		f.log.Warn("disk cache write failed; serving from memory", "chunk", w.k.String(), "err", err)
 		return
 	}
-	if chunks := numChunks(w.size, f.opts.ChunkSize); f.opts.Integrity.Whole(w.k.Digest) && f.opts.Disk.NeedsVerify(w.k.Digest, chunks) {
-		go f.verify(w.k.Digest, chunks)
+	if f.opts.Integrity.Whole(w.k.Digest) && f.opts.Disk.NeedsVerify(w.k.Digest, numChunks(w.size, f.opts.ChunkSize)) {
+		go f.verify(w.k.Digest, w.size)
 	}
 }

@@ -223,3 +223,41 @@ func TestPiecesCorruptOnDisk(t *testing.T) {
 		t.Fatalf("the disk cache does not hold the right chunk now: ok %v, err %v", ok, err)
 	}
 }
+
+// TestPiecesCompleteBlobWithDamagedChunk: a blob complete on disk, never
+// verified, with one chunk damaged: its whole check fails, the damaged
+// chunk is found by its pieces and removed, the blob is not condemned,
+// and every read gets the right bytes (the chunk fetched again).
+func TestPiecesCompleteBlobWithDamagedChunk(t *testing.T) {
+	const cs, ps = 256 << 10, 64 << 10
+	data := fixture.RandomBytes(10, 4*cs)
+	disk := openDisk(t, t.TempDir(), cs, 64<<20)
+	dg := digest.FromBytes(data)
+	for i := int64(0); i < 4; i++ {
+		c := bytes.Clone(data[i*cs : (i+1)*cs])
+		if i == 2 {
+			c[77] ^= 1
+		}
+		if err := disk.Add(cache.Key{Digest: dg, Index: i}, int64(len(data)), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := &corruptSource{data: data, flipAt: -1}
+	f, _ := piecesFetcher(t, src, data, cs, ps, disk)
+	b := f.Blob(dg, int64(len(data)))
+	p := make([]byte, 4096)
+	if _, err := b.ReadAt(context.Background(), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The first disk hit started the whole check; it removes chunk 2.
+	waitFor(t, "the damaged chunk to be removed", func() bool { return !disk.Has(cache.Key{Digest: dg, Index: 2}) })
+	all, err := readAll(t, b, cs)
+	if err != nil || !bytes.Equal(all, data) {
+		t.Fatalf("whole blob after the repair: %v, right bytes %v", err, bytes.Equal(all, data))
+	}
+	if src.requests.Load() != 1 {
+		t.Errorf("%d requests, want 1 (the damaged chunk)", src.requests.Load())
+	}
+	f.diskq.wait()
+	waitFor(t, "the blob to be verified", func() bool { return disk.Verified(dg) })
+}

@@ -19,11 +19,15 @@ var ErrCorruptBlob = errors.New("blob content does not match its digest")
 // once even if several fills complete it together, if Integrity checks it
 // whole. On a mismatch the cached chunks are dropped (by the disk cache,
 // from memory and, through OnCorrupt, from the kernel's page cache) and
-// every later read of the blob fails.
-func (f *Fetcher) verify(d digest.Digest, chunks int64) {
+// every later read of the blob fails. A blob checked by pieces is first
+// checked chunk by chunk: a chunk damaged on disk is removed (and fetched
+// again when read), and only a blob whose every piece matches its table
+// but not its digest (a table that lies) fails.
+func (f *Fetcher) verify(d digest.Digest, size int64) {
 	if !f.opts.Integrity.Whole(d) {
 		return
 	}
+	chunks := numChunks(size, f.opts.ChunkSize)
 	_, _, _ = f.group.Do("verify/"+d.String(), func() (any, error) {
 		if !f.opts.Disk.NeedsVerify(d, chunks) {
 			return nil, nil // verified meanwhile, by a verification that just ended
@@ -35,6 +39,8 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 		switch {
 		case err == nil:
 			f.log.Debug("blob verified", "digest", d)
+		case errors.As(err, &mm) && f.opts.Integrity.PieceSize(d) > 0 && f.removeBadChunks(d, size) > 0:
+			f.log.Warn("blob complete in the disk cache failed its check; its damaged chunks are removed, fetched again when read", "digest", d)
 		case errors.As(err, &mm):
 			f.bad.Store(d, fmt.Errorf("%w: %w", ErrCorruptBlob, err))
 			// Chunks being written while it was hashed are dropped too;
@@ -46,7 +52,7 @@ func (f *Fetcher) verify(d digest.Digest, chunks int64) {
 				f.opts.OnCorrupt(d)
 			}
 			if f.opts.Integrity.PieceSize(d) > 0 {
-				f.log.Error("blob failed verification though its pieces matched their table: the table is wrong; its reads now fail", "digest", d, "got", mm.Got)
+				f.log.Error("blob failed verification though every piece matches its table: the table is wrong; its reads now fail", "digest", d, "got", mm.Got)
 			} else {
 				f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
 			}
@@ -67,4 +73,26 @@ func (f *Fetcher) badErr(d digest.Digest) error {
 		return v.(error)
 	}
 	return nil
+}
+
+// removeBadChunks checks every chunk of blob d (of size bytes) on disk by
+// its pieces, removes those that fail, and says how many it removed.
+func (f *Fetcher) removeBadChunks(d digest.Digest, size int64) int {
+	bad := 0
+	var buf []byte
+	for i := range numChunks(size, f.opts.ChunkSize) {
+		k := cache.Key{Digest: d, Index: i}
+		_, n := chunkRange(i, size, f.opts.ChunkSize)
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		if ok, err := f.opts.Disk.ReadAt(k, buf[:n], 0); err != nil || !ok {
+			continue
+		}
+		if err := f.checkChunk(k, size, buf[:n]); err != nil {
+			f.corruptOnDisk(k, err)
+			bad++
+		}
+	}
+	return bad
 }

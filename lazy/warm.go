@@ -171,7 +171,7 @@ func (b *Blob) settleVerify(ctx context.Context) error {
 	go func() {
 		defer close(done)
 		if b.f.opts.Disk.NeedsVerify(b.digest, chunks) {
-			b.f.verify(b.digest, chunks) // joins a verification in flight
+			b.f.verify(b.digest, b.size) // joins a verification in flight
 		}
 	}()
 	select {

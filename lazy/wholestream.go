@@ -398,10 +398,10 @@ func (f *Fetcher) passBad(s *stream, i int64, err error) {
 	s.stall.Reset(f.opts.FetchTimeout)
 	f.opts.Observer.VerifyFailed(s.d)
 	if !mine || again {
-		f.log.Warn("streamed bytes failed their check; not kept", "chunk", k.String(), "host", f.host, "refetch", again, "err", err)
+		f.log.Warn("streamed bytes failed their check; not kept", "chunk", k.String(), "host", f.opts.Host, "refetch", again, "err", err)
 		return
 	}
-	f.log.Error("streamed bytes failed their check twice; the read fails", "chunk", k.String(), "host", f.host, "err", err)
+	f.log.Error("streamed bytes failed their check twice; the read fails", "chunk", k.String(), "host", f.opts.Host, "err", err)
 	f.release(k, w.fl)
-	f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s from %s: %w: %w", k, f.host, ErrCorruptPiece, err))
+	f.flights.land(k, w.fl, nil, fmt.Errorf("fetch %s from %s: %w: %w", k, f.opts.Host, ErrCorruptPiece, err))
 }

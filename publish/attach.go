@@ -165,7 +165,7 @@ func AttachTables(ctx context.Context, o AttachOptions) ([]Attached, error) {
 // tables Find accepts (with their number). A referrer that Find refuses
 // is an error: a mount would refuse it too.
 func existingReferrer(ctx context.Context, store *blobstore.Store, img image.Image, log *slog.Logger) (string, int, error) {
-	descs, err := store.Referrers(ctx, img.Digest, integrity.ArtifactType)
+	descs, err := store.Referrers(ctx, img.Digest, image.ArtifactTypeChunkTables)
 	if err != nil {
 		return "", 0, fmt.Errorf("%s: look for chunk-table referrers: %w", img.Dir, err)
 	}

@@ -24,19 +24,14 @@ type tableBlob struct {
 func newTableBlob(t *integrity.Table) tableBlob { return tableBlob{raw: t.Marshal(), layer: t.Blob} }
 
 func (t tableBlob) descriptor() ocispec.Descriptor {
-	return ocispec.Descriptor{
-		MediaType:   image.MediaTypeChunkTable,
-		Digest:      digest.FromBytes(t.raw),
-		Size:        int64(len(t.raw)),
-		Annotations: map[string]string{image.AnnotationChunkTableOf: t.layer.String()},
-	}
+	return tableDescriptor(digest.FromBytes(t.raw), int64(len(t.raw)), t.layer)
 }
 
 // emptyConfig is the config of a referrer: the OCI empty blob, {}.
 var emptyConfig = []byte("{}")
 
 // referrerJSON is the manifest that attaches tables to subject: an OCI
-// image manifest of artifactType integrity.ArtifactType, the empty config,
+// image manifest of artifactType image.ArtifactTypeChunkTables, the empty config,
 // one layer per table (in the subject's layer order) and subject. It holds
 // nothing else, no time stamp: the same tables give the same digest, so
 // publishing again changes nothing.
@@ -49,7 +44,7 @@ func referrerJSON(subject ocispec.Descriptor, tables []tableBlob) []byte {
 	}
 	m := ocispec.Manifest{
 		MediaType:    ocispec.MediaTypeImageManifest,
-		ArtifactType: integrity.ArtifactType,
+		ArtifactType: image.ArtifactTypeChunkTables,
 		Config:       cfg,
 		Layers:       layers,
 		Subject:      &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},

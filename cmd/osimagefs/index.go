@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/osimagefs/osimagefs/integrity"
+	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/publish"
 )
 
@@ -22,8 +22,8 @@ func newIndexCmd(g *globalFlags) *cobra.Command {
 piece: it resolves REFERENCE (a tag or a digest), streams each layer larger
 than one piece once from the registry, builds its chunk table, and attaches
 the tables to each image manifest as an OCI referrer: an OCI image manifest
-of artifactType ` + integrity.ArtifactType + `, the empty config, one
-` + integrity.MediaType + ` layer per table and the image manifest as its
+of artifactType ` + image.ArtifactTypeChunkTables + `, the empty config, one
+` + image.MediaTypeChunkTable + ` layer per table and the image manifest as its
 subject. On a registry without the referrers API of OCI distribution 1.1 the
 referrer is listed in the index at the tag sha256-<manifest hex>, as that
 spec's fallback says. The image itself is not changed.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/integrity"
 	"github.com/osimagefs/osimagefs/test/fixture"
 	"github.com/osimagefs/osimagefs/test/registrytest"
@@ -282,7 +283,7 @@ func TestVerifyTableRefused(t *testing.T) {
 	reg := registrytest.Start(t)
 	img := pushMediaImage(t, reg.Host(), "os/liar", []layerFile{
 		seedLayer("disk.img", p, "disk.img"),
-		{integrity.MediaType, tp, "table"},
+		{image.MediaTypeChunkTable, tp, "table"},
 	})
 	for _, mode := range []string{"auto", "pieces"} {
 		_, errOut, code := runCLI(t, time.Minute, "mount", "--plain-http", "--verify", mode, img.ref(reg.Host()), t.TempDir())
