@@ -176,20 +176,34 @@ func (p *lineLayers) Done(l *layerRun) {
 	fmt.Fprintln(p.w, l.line())
 }
 
-// pushBars draws one bar per file being hashed or uploaded. publish.Push
-// never calls it concurrently.
+// pushBars draws one bar per file that push hashes or uploads, or per
+// layer that index streams; label names a bar, done says how it ended well.
+// publish never calls it concurrently.
 type pushBars struct {
-	p    *mpb.Progress
-	bar  *liveBar
-	name string // of the bar's file and step
-	size int64
+	p     *mpb.Progress
+	label func(step string, b publish.Blob) string
+	done  string
+	bar   *liveBar
+	name  string // of the bar's file and step
+	size  int64
 }
 
-func newPushBars(w io.Writer) *pushBars { return &pushBars{p: newBars(w)} }
+func newPushBars(w io.Writer) *pushBars {
+	return &pushBars{p: newBars(w), done: "done", label: func(step string, b publish.Blob) string {
+		return fmt.Sprintf("%-6s %-13s", step, b.Role.FileName())
+	}}
+}
+
+// newIndexBars names each bar by the layer's path in the tree.
+func newIndexBars(w io.Writer) *pushBars {
+	return &pushBars{p: newBars(w), done: "streamed", label: func(step string, b publish.Blob) string {
+		return fmt.Sprintf("%s %s", step, printable(b.Path))
+	}}
+}
 
 func (p *pushBars) Start(step publish.Step, b publish.Blob) {
 	p.abandon() // a retry starts a fresh bar
-	p.name, p.size = fmt.Sprintf("%-6s %-13s", step, b.Role.FileName()), b.Size
+	p.name, p.size = p.label(string(step), b), b.Size
 	p.bar = addLiveBar(p.p, p.name, len(p.name)+1, b.Size)
 }
 
@@ -204,7 +218,7 @@ func (p *pushBars) Finish(err error) {
 		return
 	}
 	if err == nil {
-		p.bar.end(fmt.Sprintf("%s %s done", p.name, bytesSize(p.size)), true)
+		p.bar.end(fmt.Sprintf("%s %s %s", p.name, bytesSize(p.size), p.done), true)
 		p.bar = nil
 		return
 	}
@@ -213,7 +227,7 @@ func (p *pushBars) Finish(err error) {
 
 func (p *pushBars) Exists(b publish.Blob) {
 	p.abandon()
-	name := fmt.Sprintf("%-6s %-13s", "skip", b.Role.FileName())
+	name := p.label("skip", b)
 	addLiveBar(p.p, name, len(name)+1, 0).end(name+" already in the registry", true)
 }
 
