@@ -124,11 +124,21 @@ func (b *Blob) persist(ctx context.Context) error {
 		}
 		return out
 	}
+	// condemned: the blob failed verification a moment ago. The
+	// verification that did it may still be dropping its chunks: it is
+	// joined, so that none are left when Warm returns.
+	condemned := func() error {
+		err := b.f.badErr(b.digest)
+		if err != nil {
+			b.f.verify(b.digest, b.size)
+		}
+		return err
+	}
 	settle := func() ([]int64, error) {
 		deadline := time.Now().Add(diskSettle)
 		m := missing()
 		for len(m) > 0 && time.Now().Before(deadline) {
-			if err := b.f.badErr(b.digest); err != nil {
+			if err := condemned(); err != nil {
 				return nil, err // complete on disk a moment ago, verified, and dropped
 			}
 			select {
@@ -138,7 +148,7 @@ func (b *Blob) persist(ctx context.Context) error {
 			}
 			m = missing()
 		}
-		return m, b.f.badErr(b.digest)
+		return m, condemned()
 	}
 	m, err := settle()
 	if err != nil || len(m) == 0 {
