@@ -58,8 +58,8 @@ tables (osimagefs push writes them; osimagefs index adds them to an image
 pushed by another tool), else the blob is checked against its digest once
 complete in the disk cache. Bytes that fail are fetched once more, then
 the read fails with EIO.
-Sequential readers get read-ahead (up to --read-ahead); small layers are
-prefetched right after mounting (--prefetch).
+Sequential readers get read-ahead (up to --read-ahead); the boot files (kernel,
+initramfs, cmdline) are prefetched right after mounting (--prefetch).
 
 Tree: MOUNTPOINT/<arch>/<variant>/{disk.img, kernel, initramfs,
 root.squashfs, cmdline, uki.efi, image.iso, manifest.json, config.json},
@@ -110,7 +110,7 @@ signalled with sd_notify.`,
 	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsAddrHelp)
 	registerVerify(fl, &f.verify)
-	fl.StringVar(&f.prefetch, "prefetch", "small", "after mounting, fetch in the background: small (kernel, initramfs, cmdline, UKI), all (then every layer, giving way to reads) or none")
+	fl.StringVar(&f.prefetch, "prefetch", "small", prefetchHelp)
 	f.host.register(fl)
 	return c
 }
@@ -127,8 +127,9 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	if f.parallel < 1 {
 		return usageError{fmt.Errorf("--parallel %d: must be at least 1", f.parallel)}
 	}
-	if f.prefetch != "small" && f.prefetch != "all" && f.prefetch != "none" {
-		return usageError{fmt.Errorf("--prefetch %q: want small, all or none", f.prefetch)}
+	plan, err := parsePrefetch(f.prefetch)
+	if err != nil {
+		return err
 	}
 	if f.readTimeout <= 0 {
 		return usageError{fmt.Errorf("--read-timeout %s: must be positive", f.readTimeout)}
@@ -238,7 +239,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	f.host.ready(dir, log)
 	pctx, stopPrefetch := context.WithCancel(context.Background())
 	defer stopPrefetch()
-	go prefetch(pctx, fetcher, tree, f.prefetch, log)
+	go prefetch(pctx, fetcher, tree, plan, log)
 
 	// SIGINT and SIGTERM cancel ctx (withInterrupt), even one that came
 	// while the mount was coming up. From now on they are caught here, so

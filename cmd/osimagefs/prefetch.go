@@ -2,21 +2,57 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/lazy"
 )
 
-// prefetch fetches layers in the background after mounting: with "small"
-// the boot files (kernel, initramfs, cmdline, UKI), with "all" those and
-// then every other layer at low priority, giving way to reads.
-func prefetch(ctx context.Context, f *lazy.Fetcher, tree *image.Tree, mode string, log *slog.Logger) {
-	if mode == "none" {
-		return
+// prefetchHelp is the help of --prefetch.
+const prefetchHelp = `after mounting, fetch in the background: small (what a boot needs: kernel, initramfs, cmdline), all (those, then every layer, giving way to reads), none, or files joined by +: small+uki, kernel+disk (kernel, initramfs, cmdline, uki, disk, squashfs, iso)`
+
+// prefetchPlan is what --prefetch asks for: the roles fetched first, and
+// whether every other layer follows at low priority.
+type prefetchPlan struct {
+	roles map[image.Role]bool
+	all   bool
+}
+
+// prefetchRoles names the roles --prefetch accepts.
+var prefetchRoles = map[string]image.Role{
+	"kernel": image.RoleKernel, "initramfs": image.RoleInitramfs, "cmdline": image.RoleCmdline,
+	"uki": image.RoleUKI, "disk": image.RoleDisk, "squashfs": image.RoleSquashfs, "iso": image.RoleISO,
+}
+
+// parsePrefetch parses a --prefetch value.
+func parsePrefetch(s string) (prefetchPlan, error) {
+	p := prefetchPlan{roles: map[image.Role]bool{}}
+	if s == "none" {
+		return p, nil
 	}
-	small := map[image.Role]bool{image.RoleKernel: true, image.RoleInitramfs: true, image.RoleCmdline: true, image.RoleUKI: true}
+	for _, tok := range strings.Split(s, "+") {
+		switch tok {
+		case "small", "all":
+			p.roles[image.RoleKernel], p.roles[image.RoleInitramfs], p.roles[image.RoleCmdline] = true, true, true
+			p.all = p.all || tok == "all"
+		default:
+			r, ok := prefetchRoles[tok]
+			if !ok {
+				return p, usageError{fmt.Errorf("--prefetch %q: %q is not one of small, all, none, kernel, initramfs, cmdline, uki, disk, squashfs, iso (join several with +)", s, tok)}
+			}
+			p.roles[r] = true
+		}
+	}
+	return p, nil
+}
+
+// prefetch fetches layers in the background after mounting: first those
+// of the plan's roles, in tree order, then (with all) every other layer at
+// low priority, giving way to reads.
+func prefetch(ctx context.Context, f *lazy.Fetcher, tree *image.Tree, plan prefetchPlan, log *slog.Logger) {
 	fill := func(file image.File, low bool) {
 		start := time.Now()
 		if err := f.Blob(file.Digest, file.Size).Fill(ctx, low); err != nil {
@@ -29,12 +65,12 @@ func prefetch(ctx context.Context, f *lazy.Fetcher, tree *image.Tree, mode strin
 	}
 	seen := map[string]bool{}
 	for _, file := range tree.Files {
-		if file.Lazy() && small[file.Role] && !seen[file.Digest.String()] {
+		if file.Lazy() && plan.roles[file.Role] && !seen[file.Digest.String()] {
 			seen[file.Digest.String()] = true
 			fill(file, false)
 		}
 	}
-	if mode != "all" {
+	if !plan.all {
 		return
 	}
 	for _, file := range tree.Files {

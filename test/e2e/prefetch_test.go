@@ -11,9 +11,10 @@ import (
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
-// TestPrefetch checks --prefetch: "small" fetches the boot files (kernel,
-// initramfs, cmdline, UKI) right after mounting and nothing else; "all"
-// then fetches every layer; "none" fetches nothing.
+// TestPrefetch checks --prefetch: "small" fetches what a boot needs
+// (kernel, initramfs, cmdline) right after mounting and nothing else, not
+// the UKI; "small+uki" adds the UKI; "all" then fetches every layer;
+// "none" fetches nothing.
 func TestPrefetch(t *testing.T) {
 	requireMountable(t)
 	s := buildSources(t)
@@ -31,10 +32,22 @@ func TestPrefetch(t *testing.T) {
 		}
 		return digest.NewDigestFromEncoded(digest.SHA256, d), st.Size()
 	}
-	small := []string{"kernel", "initramfs", "cmdline", "uki.efi"}
-	large := []string{"disk.img", "root.squashfs", "image.iso"}
+	small := []string{"kernel", "initramfs", "cmdline"}
+	large := []string{"uki.efi", "disk.img", "root.squashfs", "image.iso"}
+	// wanted: the files a mode fetches whole.
+	wanted := func(mode, n string) bool {
+		switch mode {
+		case "all":
+			return true
+		case "small":
+			return contains(small, n)
+		case "small+uki":
+			return contains(small, n) || n == "uki.efi"
+		}
+		return false
+	}
 
-	for _, mode := range []string{"none", "small", "all"} {
+	for _, mode := range []string{"none", "small", "small+uki", "all"} {
 		t.Run(mode, func(t *testing.T) {
 			counter := registrytest.NewCountingProxy(t, reg.Host())
 			m := startMount(t, counter.Host()+"/"+img.ref, t.TempDir(), "--plain-http", "--prefetch", mode, "--platform", "linux/amd64")
@@ -42,14 +55,8 @@ func TestPrefetch(t *testing.T) {
 			for {
 				got := settled(counter)
 				want := int64(0)
-				for _, n := range small {
-					if mode != "none" {
-						_, size := sum(n)
-						want += size
-					}
-				}
-				for _, n := range large {
-					if mode == "all" {
+				for _, n := range append(append([]string{}, small...), large...) {
+					if wanted(mode, n) {
 						_, size := sum(n)
 						want += size
 					}
@@ -61,7 +68,7 @@ func TestPrefetch(t *testing.T) {
 			for _, n := range append(append([]string{}, small...), large...) {
 				d, size := sum(n)
 				got := counter.BytesFor(d.String())
-				wantAll := mode == "all" || (mode == "small" && contains(small, n))
+				wantAll := wanted(mode, n)
 				switch {
 				case wantAll && got < size:
 					t.Errorf("--prefetch %s: %s fetched %d of %d bytes, want all", mode, n, got, size)
