@@ -90,16 +90,26 @@ func Find(ctx context.Context, src Source, images []image.Image) ([]Found, []str
 	}
 	var jobs []job
 	var total int64
+	fetching := map[digest.Digest]bool{} // a table two images list is fetched once
 	for _, fromManifest := range []bool{true, false} {
 		for i, img := range images {
 			if (len(img.Tables) > 0) != fromManifest {
 				continue
 			}
 			for _, r := range pick(img, refs[i], warn) {
-				if total += r.desc.Size; total > MaxTablesTotal {
-					warn("%s: chunk table %s skipped: the tables of this image would pass %d bytes in all", img.Dir, r.desc.Digest, int64(MaxTablesTotal))
+				if fetching[r.desc.Digest] {
 					continue
 				}
+				// A size out of range is refused by fetchTable before any
+				// request; only sizes that may be fetched count.
+				if size := r.desc.Size; size > 0 && size <= MaxTableSize {
+					if total+size > MaxTablesTotal {
+						warn("%s: chunk table %s skipped: the tables would pass %d bytes in all", img.Dir, r.desc.Digest, int64(MaxTablesTotal))
+						continue
+					}
+					total += size
+				}
+				fetching[r.desc.Digest] = true
 				jobs = append(jobs, job{img, r})
 			}
 		}
@@ -120,6 +130,9 @@ func Find(ctx context.Context, src Source, images []image.Image) ([]Found, []str
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("look up chunk tables: %w", err)
+	}
 	var out []Found
 	for _, f := range found {
 		if f != nil {
@@ -133,31 +146,38 @@ func Find(ctx context.Context, src Source, images []image.Image) ([]Found, []str
 const MaxTablesTotal = 256 << 20
 
 // pick keeps the tables of refs worth fetching for img: one per table
-// digest, and only those whose descriptor names a layer of img (or names
-// none), at most one per layer.
+// digest; of those naming the layer they cover, the first for each layer
+// of img (one naming no layer of img is ignored); of those naming none, as
+// many as layers are left without one.
 func pick(img image.Image, refs []tableRef, warn func(string, ...any)) []tableRef {
 	layers := map[string]bool{}
 	for _, l := range img.Layers {
 		layers[l.Digest.String()] = true
 	}
 	seen := map[digest.Digest]bool{}
-	var out []tableRef
+	covered := map[string]bool{}
+	var named, unnamed []tableRef
 	for _, r := range refs {
 		if seen[r.desc.Digest] {
 			continue
 		}
 		seen[r.desc.Digest] = true
-		if of := r.desc.Annotations[image.AnnotationChunkTableOf]; of != "" && !layers[of] {
+		of := r.desc.Annotations[image.AnnotationChunkTableOf]
+		switch {
+		case of == "":
+			unnamed = append(unnamed, r)
+		case !layers[of]:
 			warn("%s: chunk table %s (in %s) is for %s, no layer of manifest %s; ignored", img.Dir, r.desc.Digest, r.from, of, img.Digest)
-			continue
+		case !covered[of]:
+			covered[of] = true
+			named = append(named, r)
 		}
-		if len(out) >= len(layers) {
-			warn("%s: more chunk tables than layers in %s; the rest are ignored", img.Dir, r.from)
-			break
-		}
-		out = append(out, r)
 	}
-	return out
+	if left := len(layers) - len(covered); len(unnamed) > left {
+		warn("%s: %d chunk tables name no layer, more than the %d layers without one; the rest are ignored", img.Dir, len(unnamed), left)
+		unnamed = unnamed[:left]
+	}
+	return append(named, unnamed...)
 }
 
 // referrerTables lists the tables attached to manifest subject.

@@ -85,8 +85,8 @@ func TestFind(t *testing.T) {
 		listed := image.Image{Digest: digest.Digest("sha256:"+strings.Repeat("b", 64)), Dir: "b", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{tbl}}
 		for range 20 {
 			found, _, err := Find(ctx, m, []image.Image{withRef, listed})
-			if err != nil || len(found) != 2 || !strings.HasPrefix(found[0].From, "manifest ") {
-				t.Fatalf("Find = %v, %v: want the manifest's table first", found, err)
+			if err != nil || len(found) != 1 || !strings.HasPrefix(found[0].From, "manifest ") {
+				t.Fatalf("Find = %v, %v: want the manifest's table, fetched once", found, err)
 			}
 		}
 	})
@@ -138,6 +138,39 @@ func TestFind(t *testing.T) {
 		found, warnings, err := Find(ctx, m, []image.Image{img})
 		if err != nil || len(found) != 1 || !strings.HasPrefix(found[0].From, "referrer ") || len(warnings) != 3 {
 			t.Fatalf("Find = %v, %q, %v: want the good referrer's table and 3 warnings", found, warnings, err)
+		}
+	})
+	t.Run("two tables for one layer do not crowd out another layer's", func(t *testing.T) {
+		m := newSrc()
+		ld2 := ocispec.Descriptor{Digest: digest.FromBytes(other), Size: int64(len(other))}
+		old := m.tableFor(layer)
+		b := NewBuilder(digest.SHA256, 8192)
+		b.Write(layer)
+		raw := b.Table().Marshal()
+		newer := ocispec.Descriptor{MediaType: image.MediaTypeChunkTable, Digest: m.add(raw), Size: int64(len(raw)), Annotations: old.Annotations}
+		img := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("7", 64)), Dir: "g", Layers: []ocispec.Descriptor{ld, ld2}}
+		m.referrers[img.Digest] = []ocispec.Descriptor{referrer(m, img.Digest, old), referrer(m, img.Digest, newer, m.tableFor(other))}
+		found, _, err := Find(ctx, m, []image.Image{img})
+		if err != nil || len(found) != 2 || found[0].Table.Blob == found[1].Table.Blob {
+			t.Fatalf("Find = %v, %v: want one table for each layer", found, err)
+		}
+	})
+	t.Run("a descriptor claiming a huge table is refused before any request", func(t *testing.T) {
+		m := newSrc()
+		huge := ocispec.Descriptor{MediaType: image.MediaTypeChunkTable, Digest: digest.FromString("huge"), Size: 1 << 40}
+		img := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("8", 64)), Dir: "h", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{huge}}
+		_, _, err := Find(ctx, m, []image.Image{img})
+		if !errors.Is(err, ErrRefused) || m.fetches.Load() != 0 {
+			t.Fatalf("Find = %v after %d fetches, want ErrRefused after none", err, m.fetches.Load())
+		}
+	})
+	t.Run("a cancelled lookup is an error, not no tables", func(t *testing.T) {
+		m := newSrc()
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		img := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("6", 64)), Dir: "i", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{m.tableFor(layer)}}
+		if _, _, err := Find(cctx, m, []image.Image{img}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Find with a cancelled context = %v, want context.Canceled", err)
 		}
 	})
 }

@@ -261,3 +261,33 @@ func TestPiecesCompleteBlobWithDamagedChunk(t *testing.T) {
 	f.diskq.wait()
 	waitFor(t, "the blob to be verified", func() bool { return disk.Verified(dg) })
 }
+
+// TestPiecesWarmRepairsDamagedChunk: Warm of a blob complete on disk with
+// one damaged chunk removes it, fetches it again and ends verified.
+func TestPiecesWarmRepairsDamagedChunk(t *testing.T) {
+	const cs, ps = 256 << 10, 64 << 10
+	data := fixture.RandomBytes(11, 4*cs+9)
+	disk := openDisk(t, t.TempDir(), cs, 64<<20)
+	dg := digest.FromBytes(data)
+	for i := int64(0); i < 5; i++ {
+		c := bytes.Clone(data[i*cs : min((i+1)*cs, int64(len(data)))])
+		if i == 1 {
+			c[5] ^= 2
+		}
+		if err := disk.Add(cache.Key{Digest: dg, Index: i}, int64(len(data)), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := &corruptSource{data: data, flipAt: -1}
+	f, _ := piecesFetcher(t, src, data, cs, ps, disk)
+	if err := f.Blob(dg, int64(len(data))).Warm(context.Background()); err != nil {
+		t.Fatalf("Warm: %v", err)
+	}
+	if !disk.Verified(dg) || src.requests.Load() != 1 {
+		t.Fatalf("after Warm: verified %v, %d requests; want verified after 1 (the damaged chunk)", disk.Verified(dg), src.requests.Load())
+	}
+	c := make([]byte, cs)
+	if ok, err := disk.ReadAt(cache.Key{Digest: dg, Index: 1}, c, 0); err != nil || !ok || !bytes.Equal(c, data[cs:2*cs]) {
+		t.Fatalf("chunk 1 on disk: ok %v, err %v, or wrong bytes", ok, err)
+	}
+}

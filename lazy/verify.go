@@ -29,18 +29,24 @@ func (f *Fetcher) verify(d digest.Digest, size int64) {
 	}
 	chunks := numChunks(size, f.opts.ChunkSize)
 	_, _, _ = f.group.Do("verify/"+d.String(), func() (any, error) {
-		if !f.opts.Disk.NeedsVerify(d, chunks) {
-			return nil, nil // verified meanwhile, by a verification that just ended
+		if f.badErr(d) != nil || !f.opts.Disk.NeedsVerify(d, chunks) {
+			return nil, nil // condemned or verified meanwhile, by a verification that just ended
 		}
 		err := f.opts.Disk.Verify(d, chunks, func(r io.Reader) error {
 			return f.opts.Integrity.CheckBlob(f.ctx, d, r)
 		})
 		var mm *integrity.DigestMismatchError
+		bad, unread := 0, 0
+		if errors.As(err, &mm) && f.opts.Integrity.PieceSize(d) > 0 {
+			bad, unread = f.removeBadChunks(d, size)
+		}
 		switch {
 		case err == nil:
 			f.log.Debug("blob verified", "digest", d)
-		case errors.As(err, &mm) && f.opts.Integrity.PieceSize(d) > 0 && f.removeBadChunks(d, size) > 0:
-			f.log.Warn("blob complete in the disk cache failed its check; its damaged chunks are removed, fetched again when read", "digest", d)
+		case bad > 0:
+			f.log.Warn("blob complete in the disk cache failed its check; its damaged chunks are removed, fetched again when read", "digest", d, "chunks", bad)
+		case unread > 0:
+			f.log.Debug("blob failed its check, and chunks went missing while they were checked again; nothing can be said", "digest", d)
 		case errors.As(err, &mm):
 			f.bad.Store(d, fmt.Errorf("%w: %w", ErrCorruptBlob, err))
 			// Chunks being written while it was hashed are dropped too;
@@ -51,7 +57,7 @@ func (f *Fetcher) verify(d digest.Digest, size int64) {
 			if f.opts.OnCorrupt != nil {
 				f.opts.OnCorrupt(d)
 			}
-			if f.opts.Integrity.PieceSize(d) > 0 {
+			if ps := f.opts.Integrity.PieceSize(d); ps > 0 && ps < size { // a table, not the blob's own digest
 				f.log.Error("blob failed verification though every piece matches its table: the table is wrong; its reads now fail", "digest", d, "got", mm.Got)
 			} else {
 				f.log.Error("blob failed verification; its reads now fail", "digest", d, "got", mm.Got)
@@ -76,17 +82,22 @@ func (f *Fetcher) badErr(d digest.Digest) error {
 }
 
 // removeBadChunks checks every chunk of blob d (of size bytes) on disk by
-// its pieces, removes those that fail, and says how many it removed.
-func (f *Fetcher) removeBadChunks(d digest.Digest, size int64) int {
-	bad := 0
+// its pieces, removes those that fail, and says how many it removed and
+// how many it could not read (gone meanwhile, or the Fetcher closing).
+func (f *Fetcher) removeBadChunks(d digest.Digest, size int64) (bad, unread int) {
 	var buf []byte
 	for i := range numChunks(size, f.opts.ChunkSize) {
+		if f.ctx.Err() != nil {
+			unread++
+			continue
+		}
 		k := cache.Key{Digest: d, Index: i}
 		_, n := chunkRange(i, size, f.opts.ChunkSize)
 		if int64(cap(buf)) < n {
 			buf = make([]byte, n)
 		}
 		if ok, err := f.opts.Disk.ReadAt(k, buf[:n], 0); err != nil || !ok {
+			unread++
 			continue
 		}
 		if err := f.checkChunk(k, size, buf[:n]); err != nil {
@@ -94,5 +105,5 @@ func (f *Fetcher) removeBadChunks(d digest.Digest, size int64) int {
 			bad++
 		}
 	}
-	return bad
+	return bad, unread
 }

@@ -46,13 +46,21 @@ func (b *Blob) Warm(ctx context.Context) error {
 	if b.size == 0 {
 		return nil // no chunk: a read never fetches anything
 	}
-	if err := b.fillAll(ctx); err != nil {
-		return fmt.Errorf("warm %s: %w", b.digest, err)
+	// A second round repairs a blob whose check removed damaged chunks
+	// (a blob checked by pieces): they are fetched again, and checked.
+	var err error
+	for round := 0; round < 2; round++ {
+		if err = b.fillAll(ctx); err != nil {
+			return fmt.Errorf("warm %s: %w", b.digest, err)
+		}
+		if err = b.persist(ctx); err != nil {
+			return fmt.Errorf("warm %s: %w", b.digest, err)
+		}
+		if err = b.settleVerify(ctx); !errors.Is(err, ErrNotVerified) || b.f.opts.Integrity.PieceSize(b.digest) == 0 {
+			return err
+		}
 	}
-	if err := b.persist(ctx); err != nil {
-		return fmt.Errorf("warm %s: %w", b.digest, err)
-	}
-	return b.settleVerify(ctx)
+	return err
 }
 
 // fillAll fetches every chunk not cached, MaxRequest bytes per run, up to
