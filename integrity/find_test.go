@@ -80,9 +80,9 @@ func TestFind(t *testing.T) {
 	t.Run("manifest tables win over referrers, whatever the order of the images", func(t *testing.T) {
 		m := newSrc()
 		tbl := m.tableFor(layer)
-		withRef := image.Image{Digest: digest.Digest("sha256:"+strings.Repeat("a", 64)), Dir: "a", Layers: []ocispec.Descriptor{ld}}
+		withRef := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("a", 64)), Dir: "a", Layers: []ocispec.Descriptor{ld}}
 		m.referrers[withRef.Digest] = []ocispec.Descriptor{referrer(m, withRef.Digest, tbl)}
-		listed := image.Image{Digest: digest.Digest("sha256:"+strings.Repeat("b", 64)), Dir: "b", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{tbl}}
+		listed := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("b", 64)), Dir: "b", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{tbl}}
 		for range 20 {
 			found, _, err := Find(ctx, m, []image.Image{withRef, listed})
 			if err != nil || len(found) != 1 || !strings.HasPrefix(found[0].From, "manifest ") {
@@ -94,7 +94,7 @@ func TestFind(t *testing.T) {
 		m := newSrc()
 		tbl := m.tableFor(layer)
 		foreign := m.tableFor(other)
-		img := image.Image{Digest: digest.Digest("sha256:"+strings.Repeat("c", 64)), Dir: "c", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{tbl, tbl, tbl, foreign}}
+		img := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("c", 64)), Dir: "c", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{tbl, tbl, tbl, foreign}}
 		found, warnings, err := Find(ctx, m, []image.Image{img})
 		if err != nil || len(found) != 1 {
 			t.Fatalf("Find = %v, %v", found, err)
@@ -110,7 +110,7 @@ func TestFind(t *testing.T) {
 		m := newSrc()
 		tbl := m.tableFor(layer)
 		m.fail[tbl.Digest] = true
-		img := image.Image{Digest: digest.Digest("sha256:"+strings.Repeat("d", 64)), Dir: "d", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{tbl}}
+		img := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("d", 64)), Dir: "d", Layers: []ocispec.Descriptor{ld}, Tables: []ocispec.Descriptor{tbl}}
 		found, warnings, err := Find(ctx, m, []image.Image{img})
 		if err != nil || len(found) != 0 || len(warnings) != 1 || !strings.Contains(warnings[0], "connection reset") {
 			t.Fatalf("Find = %v, %v, %v: want no table and one warning", found, warnings, err)
@@ -121,7 +121,7 @@ func TestFind(t *testing.T) {
 		tbl := m.tableFor(layer)
 		short := ld
 		short.Size--
-		img := image.Image{Digest: digest.Digest("sha256:"+strings.Repeat("e", 64)), Dir: "e", Layers: []ocispec.Descriptor{short}, Tables: []ocispec.Descriptor{tbl}}
+		img := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("e", 64)), Dir: "e", Layers: []ocispec.Descriptor{short}, Tables: []ocispec.Descriptor{tbl}}
 		_, _, err := Find(ctx, m, []image.Image{img})
 		if !errors.Is(err, ErrRefused) {
 			t.Fatalf("Find = %v, want ErrRefused", err)
@@ -130,7 +130,7 @@ func TestFind(t *testing.T) {
 	t.Run("a bad referrer does not hide a good one; another subject is ignored", func(t *testing.T) {
 		m := newSrc()
 		tbl := m.tableFor(layer)
-		img := image.Image{Digest: digest.Digest("sha256:"+strings.Repeat("f", 64)), Dir: "f", Layers: []ocispec.Descriptor{ld}}
+		img := image.Image{Digest: digest.Digest("sha256:" + strings.Repeat("f", 64)), Dir: "f", Layers: []ocispec.Descriptor{ld}}
 		missing := ocispec.Descriptor{ArtifactType: image.ArtifactTypeChunkTables, Digest: digest.FromString("gone"), Size: 10}
 		malformed := ocispec.Descriptor{ArtifactType: image.ArtifactTypeChunkTables, Digest: "sha256:../../x", Size: 10}
 		elsewhere := referrer(m, digest.Digest("sha256:"+strings.Repeat("9", 64)), tbl)
