@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -165,13 +166,8 @@ func AttachTables(ctx context.Context, o AttachOptions) ([]Attached, error) {
 // tables Find accepts (with their number). A referrer that Find refuses
 // is an error: a mount would refuse it too.
 func existingReferrer(ctx context.Context, store *blobstore.Store, img image.Image, log *slog.Logger) (string, int, error) {
-	descs, err := store.Referrers(ctx, img.Digest, image.ArtifactTypeChunkTables)
-	if err != nil {
-		return "", 0, fmt.Errorf("%s: look for chunk-table referrers: %w", img.Dir, err)
-	}
-	if len(descs) == 0 {
-		return "", 0, nil
-	}
+	// img lists no tables (those that do are skipped before), so Find
+	// looks up its referrers, and only those.
 	found, warnings, err := integrity.Find(ctx, store, []image.Image{img})
 	if err != nil {
 		return "", 0, fmt.Errorf("%s: its chunk-table referrer is refused (delete it, then run index again): %w", img.Dir, err)
@@ -184,20 +180,11 @@ func existingReferrer(ctx context.Context, store *blobstore.Store, img image.Ima
 	}
 	var from []string
 	for _, f := range found {
-		if r := strings.TrimPrefix(f.From, "referrer "); !contains(from, r) {
+		if r := strings.TrimPrefix(f.From, "referrer "); !slices.Contains(from, r) {
 			from = append(from, r)
 		}
 	}
 	return fmt.Sprintf("it has a chunk-table referrer %s (--force builds it again)", strings.Join(from, ", ")), len(found), nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // subjectOf is the descriptor of img's manifest, from the tree's

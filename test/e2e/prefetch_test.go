@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,9 +41,9 @@ func TestPrefetch(t *testing.T) {
 		case "all":
 			return true
 		case "small":
-			return contains(small, n)
+			return slices.Contains(small, n)
 		case "small+uki":
-			return contains(small, n) || n == "uki.efi"
+			return slices.Contains(small, n) || n == "uki.efi"
 		}
 		return false
 	}
@@ -82,13 +83,4 @@ func TestPrefetch(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
