@@ -58,6 +58,8 @@ PACKAGES=(
 	systemd         # systemd-analyze verify of dist/systemd/osimagefs@.service
 	attr            # getfattr, for the extended attributes of layer files
 	prometheus      # a real scrape of the metrics endpoint (about 19 MB)
+	qemu-block-extra # QEMU's curl block driver, a peer in make bench
+	nbdkit          # nbdkit's curl plugin with readahead and cache filters, a peer in make bench
 )
 
 # missing_packages prints, one a line, the PACKAGES dpkg does not have installed.
