@@ -29,6 +29,7 @@ func TestSharedReferrers(t *testing.T) {
 	tables := pushTablesReferrer(t, host, subject)
 	other := pushOtherReferrer(t, host, subject)
 	ctx := context.Background()
+	lists.Store(0) // pushing a referrer asks too
 	s := NewSharedReferrers(ctx, openReferrersStore(t, host))
 
 	got, err := s.Referrers(ctx, subject.Digest, image.ArtifactTypeChunkTables)
