@@ -2,6 +2,7 @@ package lazy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -51,6 +52,7 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	first, last := span(off, n, b.f.opts.ChunkSize)
 	if first == last {
 		if err := b.readChunk(ctx, p[:n], off, first); err != nil {
+			b.gaveUp(ctx, first, last)
 			return 0, err
 		}
 	} else {
@@ -60,6 +62,7 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			g.Go(func() error { return b.readChunk(gctx, p[:n], off, i) })
 		}
 		if err := g.Wait(); err != nil {
+			b.gaveUp(ctx, first, last)
 			return 0, err
 		}
 	}
@@ -67,6 +70,18 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return int(n), io.EOF
 	}
 	return int(n), nil
+}
+
+// gaveUp records, when the read failed at the reader's deadline, that it
+// gave up on all its chunks (first..last), not only on those it was
+// waiting for when the deadline came: the kernel will ask for them again.
+func (b *Blob) gaveUp(ctx context.Context, first, last int64) {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return
+	}
+	for i := first; i <= last; i++ {
+		b.f.flights.abandon(cache.Key{Digest: b.digest, Index: i})
+	}
 }
 
 // readChunk fills the part of p (which holds the bytes at off) that chunk
