@@ -10,9 +10,9 @@ import (
 // flight is one chunk being fetched. Everyone who wants the chunk while it
 // is in flight waits on done and shares the result.
 type flight struct {
-	done   chan struct{}
-	data   []byte
-	err    error
+	done  chan struct{}
+	data  []byte
+	err   error
 	hurry *hurry // of a background fetch; nil for a demand fetch
 	// claimed: this Fetcher holds the chunk's claim in the disk cache, to
 	// end with a disk write or a release. Only the goroutine fetching the
