@@ -221,6 +221,7 @@ func pushProfile(t *testing.T, ref, file string) {
 	if code != 0 || !strings.Contains(out, "amd64/virtualization sha256:") || !strings.Contains(out, " referrer sha256:") {
 		t.Fatalf("profile push: exit %d\nstdout %s\nstderr %s", code, out, stderr)
 	}
+	t.Logf("osimagefs profile push: %s", out)
 }
 
 // TestBootProfile records a boot's reads with mount --record (stopped by
@@ -234,6 +235,9 @@ func TestBootProfile(t *testing.T) {
 	ref := img.img.ref(reg.Host())
 	file := filepath.Join(t.TempDir(), "boot.json")
 	got := recordBoot(t, ref, file, t.TempDir(), unmountCmd(t))
+	if raw, err := os.ReadFile(file); err == nil {
+		t.Logf("%s:\n%s", file, raw)
+	}
 	want := wantProfile(t, img)
 	sameRanges(t, got, want)
 	pushProfile(t, ref, file)
@@ -242,6 +246,7 @@ func TestBootProfile(t *testing.T) {
 	m := startMount(t, img.img.ref(counter.Host()), t.TempDir(), "--plain-http", "--prefetch", "auto", "--chunk-size", strconv.Itoa(profileChunk))
 	hostileWaitLog(t, m, 30*time.Second, "boot profile replayed")
 	settled(counter)
+	t.Logf("the replaying mount: %s\n%s", hostileLogLine(m, "boot profile found"), hostileLogLine(m, "boot profile replayed"))
 	for _, f := range img.files {
 		d, size := digest.FromBytes(f.data), int64(len(f.data))
 		spans := fetchedSpans(t, counter, d)
