@@ -392,6 +392,7 @@ func TestBootProfileErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, stderr, code := runCLI(t, time.Minute, "profile", "push", "--plain-http", ref, c.file)
+			t.Logf("exit %d: %s", code, stderr)
 			if code != 2 {
 				t.Errorf("exit status %d, want 2\nstdout %s\nstderr %s", code, out, stderr)
 			}
@@ -436,6 +437,7 @@ func TestBootProfileErrors(t *testing.T) {
 			counter := registrytest.NewCountingProxy(t, reg.Host())
 			m := startMount(t, hostile.img.ref(counter.Host()), t.TempDir(), "--plain-http", "--prefetch", "auto")
 			hostileWaitLog(t, m, 30*time.Second, "boot profile not used")
+			t.Log(hostileLogLine(m, "boot profile not used"))
 			if line := hostileLogLine(m, "boot profile not used"); !strings.Contains(line, c.warn) {
 				t.Errorf("the warning does not say %q: %s", c.warn, line)
 			}
