@@ -57,6 +57,11 @@ func startPrefetch(ctx context.Context, f *lazy.Fetcher, src profile.Source, tre
 		}
 	}
 	if len(without) > 0 {
+		var dirs []string
+		for _, img := range without {
+			dirs = append(dirs, img.Dir)
+		}
+		log.Info("no boot profile to replay; prefetching the small files", "images", strings.Join(dirs, " "))
 		prefetch(ctx, f, treeOf(tree, without), plan, log)
 	}
 }
