@@ -243,7 +243,9 @@ func TestBootProfile(t *testing.T) {
 	pushProfile(t, ref, file)
 
 	counter := registrytest.NewCountingProxy(t, reg.Host())
-	m := startMount(t, img.img.ref(counter.Host()), t.TempDir(), "--plain-http", "--prefetch", "auto", "--chunk-size", strconv.Itoa(profileChunk))
+	addr := freeAddr(t)
+	m := startMount(t, img.img.ref(counter.Host()), t.TempDir(), "--plain-http", "--prefetch", "auto", "--chunk-size", strconv.Itoa(profileChunk),
+		"--metrics-addr", addr)
 	hostileWaitLog(t, m, 30*time.Second, "boot profile replayed")
 	settled(counter)
 	t.Logf("the replaying mount: %s\n%s", hostileLogLine(m, "boot profile found"), hostileLogLine(m, "boot profile replayed"))
@@ -259,6 +261,15 @@ func TestBootProfile(t *testing.T) {
 		}
 		if got, want := counter.BytesFor(d.String()), spanBytes(wantSpans); got != want {
 			t.Errorf("%s: %d bytes served, want %d", f.name, got, want)
+		}
+	}
+	// What the metric says the replay sent, by role.
+	text := scrape(t, addr)
+	for role, name := range map[string]string{"disk": "disk.img", "kernel": "kernel", "initramfs": "initramfs"} {
+		d, size := img.layerOf(t, name)
+		line := fmt.Sprintf(`osimagefs_profile_replay_bytes_total{role=%q} %d`, role, spanBytes(chunkSpans(want, d, size)))
+		if !strings.Contains(text, line+"\n") {
+			t.Errorf("/metrics has no %q:\n%s", line, grepLines(text, "osimagefs_profile_replay"))
 		}
 	}
 	// The replay's requests: the disk's three runs and the kernel's one.
