@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -42,39 +44,44 @@ type Found struct {
 }
 
 // Find returns the boot profile attached to img's manifest as a referrer:
-// of several, the newest by AnnotationCreated (the last listed when they
-// tie). None is (nil, nil). A profile that is malformed, larger than
-// MaxSize, or names bytes that are not in img's layers is an error
-// wrapping ErrRefused, naming the referrer: the caller does without it.
+// of several, the newest by AnnotationCreated (of equal times, the last
+// listed); at most maxReferrers are looked at. None is (nil, nil). A
+// profile that is malformed, larger than MaxSize, or names bytes that are
+// not in img's layers is an error wrapping ErrRefused, naming the
+// referrer: the caller does without it.
 func Find(ctx context.Context, src Source, img image.Image) (*Found, error) {
 	descs, err := src.Referrers(ctx, img.Digest, ArtifactType)
 	if err != nil {
 		return nil, fmt.Errorf("look up the boot profile of %s: %w", img.Digest, err)
 	}
-	var best *ocispec.Descriptor
-	n := 0
-	for i, d := range descs {
+	// Candidates: those that say they are profiles, or say nothing (a
+	// registry that reports no artifactType), newest first; of equal
+	// times, the last listed first.
+	var cands []ocispec.Descriptor
+	for _, d := range descs {
 		if d.ArtifactType != "" && d.ArtifactType != ArtifactType && d.ArtifactType != ocispec.MediaTypeEmptyJSON {
 			continue
 		}
-		if n++; n > maxReferrers {
+		if len(cands) == maxReferrers {
 			break
 		}
-		if best == nil || d.Annotations[AnnotationCreated] >= best.Annotations[AnnotationCreated] {
-			best = &descs[i]
+		cands = append(cands, d)
+	}
+	slices.Reverse(cands)
+	slices.SortStableFunc(cands, func(a, b ocispec.Descriptor) int {
+		return strings.Compare(b.Annotations[AnnotationCreated], a.Annotations[AnnotationCreated])
+	})
+	for _, d := range cands {
+		entries, err := fetch(ctx, src, img, d)
+		if err != nil {
+			return nil, fmt.Errorf("boot profile %s of manifest %s: %w: %w", d.Digest, img.Digest, ErrRefused, err)
 		}
+		if entries != nil {
+			return &Found{Entries: entries, Referrer: d.Digest}, nil
+		}
+		// of another type after all (a chunk-table referrer)
 	}
-	if best == nil {
-		return nil, nil
-	}
-	entries, err := fetch(ctx, src, img, *best)
-	if err != nil {
-		return nil, fmt.Errorf("boot profile %s of manifest %s: %w: %w", best.Digest, img.Digest, ErrRefused, err)
-	}
-	if entries == nil {
-		return nil, nil // of another type after all
-	}
-	return &Found{Entries: entries, Referrer: best.Digest}, nil
+	return nil, nil
 }
 
 // fetch reads the profile in referrer d and checks it against img. It

@@ -117,6 +117,16 @@ func TestFind(t *testing.T) {
 		})
 	}
 
+	// A referrer that reports no artifactType and is not a profile (a
+	// registry that reads only the config) is passed over.
+	s = &fakeSource{docs: map[digest.Digest][]byte{}}
+	want := s.attach(img.Digest, encode(good), "2026-01-01T00:00:00Z", nil)
+	s.attach(img.Digest, []byte("tables"), "2027-01-01T00:00:00Z", func(m *ocispec.Manifest) { m.ArtifactType = image.ArtifactTypeChunkTables })
+	s.referrers[1].ArtifactType = ""
+	if f, err := Find(ctx, s, img); err != nil || f == nil || f.Referrer != want {
+		t.Fatalf("a newer referrer of another type that does not say so: %+v, %v; want %s", f, err, want)
+	}
+
 	// A listing of many referrers: only the first maxReferrers count.
 	s = &fakeSource{docs: map[digest.Digest][]byte{}}
 	for i := 0; i < maxReferrers+5; i++ {
