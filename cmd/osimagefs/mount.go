@@ -196,9 +196,17 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	} else {
 		log.Debug("memory limit left to GOMEMLIMIT", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"))
 	}
-	mem, err := cache.NewMemory(max(int64(f.chunkSize), int64(f.memoryCache)-inflight), int64(f.chunkSize))
+	lru := max(int64(f.chunkSize), int64(f.memoryCache)-inflight)
+	mem, err := cache.NewMemory(lru, int64(f.chunkSize))
 	if err != nil {
 		return usageError{err}
+	}
+	// Without a disk cache what is fetched ahead waits in the LRU for its
+	// reader: a window larger than half of it would be evicted unread.
+	readAhead := int64(f.readAhead)
+	if disk == nil && readAhead > lru/2 {
+		readAhead = lru / 2
+		log.Info("read-ahead window reduced to half the memory left for the LRU (raise --memory-cache for more)", "read-ahead", readAhead, "lru", lru)
 	}
 	// A blob that fails verification is dropped from the kernel's page
 	// cache too; the root exists only once the fetcher does.
@@ -229,7 +237,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 
 	root := osfs.NewRoot(tree, func(d digest.Digest, size int64) osfs.BlobReader {
 		return timeoutReader{fetcher.Blob(d, size), f.readTimeout}
-	}, osfs.Options{Logger: log, ReadAhead: int64(f.readAhead), Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served)})
+	}, osfs.Options{Logger: log, ReadAhead: readAhead, Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served)})
 	served.Store(root)
 	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: ref})
 	if err != nil {
