@@ -17,7 +17,11 @@ import (
 // directory, one counter that every process maps shared (root/usage) and
 // changes atomically: before writing a chunk, and after evicting one. A
 // process killed in between leaves it off by a chunk; every eviction pass
-// counts afresh and stores the true figure.
+// counts afresh and stores the true figure. Beside it, at offset 16, the
+// bytes of pinned blobs (pin.go) the last pass found: they are allowed on
+// top of the limit, so that writers do not start a pass for every chunk
+// while a pinned blob keeps the cache over it (an older osimagefs leaves
+// it 0).
 type usage struct {
 	f   *os.File
 	mem []byte
@@ -73,8 +77,12 @@ func openUsage(root, tmp string) (u *usage, fresh bool, err error) {
 }
 
 func (u *usage) counter() *atomic.Int64 { return (*atomic.Int64)(unsafe.Pointer(&u.mem[8])) }
+func (u *usage) pins() *atomic.Int64    { return (*atomic.Int64)(unsafe.Pointer(&u.mem[16])) }
 
 func (u *usage) used() int64 { return u.counter().Load() }
 func (u *usage) add(n int64) { u.counter().Add(n) }
 func (u *usage) set(n int64) { u.counter().Store(n) }
+
+// pinned is the bytes of pinned blobs the last eviction pass found.
+func (u *usage) pinned() int64 { return max(0, u.pins().Load()) }
 func (u *usage) close()      { _ = unix.Munmap(u.mem); u.f.Close() }
