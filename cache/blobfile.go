@@ -51,8 +51,8 @@ import (
 // Every process holding the blob open also holds a shared flock on data;
 // an empty blob is removed only by whoever gets it exclusively.
 const (
-	indexHeader = 64
-	slotSize    = 16
+	indexHeader  = 64
+	slotSize     = 16
 	indexMagic   = "OSIFSIX1"
 	indexVersion = 2
 	flagOK       = 1 // complete and verified

@@ -85,4 +85,4 @@ func (u *usage) set(n int64) { u.counter().Store(n) }
 
 // pinned is the bytes of pinned blobs the last eviction pass found.
 func (u *usage) pinned() int64 { return max(0, u.pins().Load()) }
-func (u *usage) close()      { _ = unix.Munmap(u.mem); u.f.Close() }
+func (u *usage) close()        { _ = unix.Munmap(u.mem); u.f.Close() }
