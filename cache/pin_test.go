@@ -59,7 +59,10 @@ func TestPinSurvivesEviction(t *testing.T) {
 	// Touch the pinned blob first, so that least recently used would pick it.
 	time.Sleep(time.Millisecond)
 	rest := newTestBlob(41, 8*testChunk, testChunk)
-	addAll(t, other, rest) // 14 chunks for a limit of 8: passes run
+	addAll(t, other, rest) // 14 chunks for a limit of 8
+	if err := other.evict(0); err != nil {
+		t.Fatal(err)
+	}
 	if n := presentChunks(other, pinnedBlob); n != pinnedBlob.chunks() {
 		t.Fatalf("the pinned blob has %d of its %d chunks after eviction, want all", n, pinnedBlob.chunks())
 	}
