@@ -21,5 +21,5 @@ type silent struct{}
 
 func (silent) Served(image.File, int)       {}
 func (silent) ReadFailed(image.File, error) {}
-func (silent) ReadRequest(image.File)        {}
-func (silent) PassthroughOpened(image.File)  {}
+func (silent) ReadRequest(image.File)       {}
+func (silent) PassthroughOpened(image.File) {}
