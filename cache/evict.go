@@ -82,7 +82,7 @@ func (d *Disk) evict(room int64) error {
 		}
 	}
 	d.usage.set(total)
-	d.usage.pins().Store(pinned)
+	d.usage.setPinned(pinned)
 	// Pinned blobs stay whatever the limit says: the others are held to
 	// the limit on top of them, not evicted to make up for them.
 	limit := d.limit + pinned

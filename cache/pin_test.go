@@ -83,6 +83,15 @@ func TestPinSurvivesEviction(t *testing.T) {
 	if other.Pinned(pinnedBlob.digest) {
 		t.Fatal("still pinned after the file was closed")
 	}
+	// What the last pass found pinned counts on top of the limit for a
+	// moment only: once that is over, a pin gone lets no writer past it.
+	if got := other.usage.pinned(); got != pinnedBlob.size() {
+		t.Fatalf("the last pass found %d bytes pinned, want %d", got, pinnedBlob.size())
+	}
+	other.usage.pinsAt().Store(time.Now().Add(-pinsFresh - time.Millisecond).UnixNano())
+	if got := other.usage.pinned(); got != 0 {
+		t.Fatalf("%d pinned bytes still count after %s", got, pinsFresh)
+	}
 	addAll(t, other, newTestBlob(42, 8*testChunk, testChunk))
 	if n := presentChunks(other, pinnedBlob); n != 0 {
 		t.Errorf("the blob kept %d chunks after its pin went and 8 newer chunks filled the cache", n)
