@@ -49,6 +49,10 @@ func TestLabels(t *testing.T) {
 	m.Ahead(dd, lazy.AheadReplay, 13)
 	m.Retried("registry.example:5000", errors.New("503"))
 	m.ReadFailed(tree.Files[1], fmt.Errorf("read: %w", &blobstore.StatusError{Code: 503}))
+	m.ReadRequest(tree.Files[0])
+	m.ReadRequest(tree.Files[0])
+	m.ReadRequest(tree.Files[3])
+	m.PassthroughOpened(tree.Files[1])
 
 	for _, c := range []struct {
 		got  float64
@@ -69,6 +73,11 @@ func TestLabels(t *testing.T) {
 		{testutil.ToFloat64(m.replay.WithLabelValues("disk")), 13, "profile replay"},
 		{testutil.ToFloat64(m.prefetch.WithLabelValues("disk")), 0, "replay is not prefetch"},
 		{testutil.ToFloat64(m.eio.WithLabelValues(CauseHTTPStatus)), 1, "EIO http_status"},
+		{testutil.ToFloat64(m.readRequests.WithLabelValues("kernel")), 2, "kernel READs"},
+		{testutil.ToFloat64(m.readRequests.WithLabelValues("other")), 1, "document READs"},
+		{testutil.ToFloat64(m.readRequests.WithLabelValues("disk")), 0, "disk READs"},
+		{testutil.ToFloat64(m.passOpens.WithLabelValues("disk")), 1, "disk passthrough opens"},
+		{testutil.ToFloat64(m.passOpens.WithLabelValues("kernel")), 0, "kernel passthrough opens"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)

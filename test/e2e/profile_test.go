@@ -283,8 +283,9 @@ func TestBootProfile(t *testing.T) {
 }
 
 // TestBootProfileWarmCache: recorded (and stopped by SIGTERM) on a cache
-// that keeps what the boot read, the profile's replay on that cache
-// fetches nothing.
+// that keeps what the boot read, where the kernel is complete (so that
+// passthrough would serve it, had --record not turned it off), the
+// profile's replay on that cache fetches nothing.
 func TestBootProfileWarmCache(t *testing.T) {
 	requireMountable(t)
 	reg := registrytest.Start(t)
@@ -292,6 +293,12 @@ func TestBootProfileWarmCache(t *testing.T) {
 	ref := img.img.ref(reg.Host())
 	file := filepath.Join(t.TempDir(), "boot.json")
 	cacheDir := t.TempDir()
+	// The kernel complete and verified in the cache: a mount would let the
+	// kernel serve it by FUSE passthrough, unseen; --record turns that off.
+	if out, stderr, code := runCLI(t, time.Minute, "fetch", "--plain-http", "--quiet", "--chunk-size", strconv.Itoa(profileChunk),
+		"--cache-dir", cacheDir, ref, "amd64/virtualization/kernel"); code != 0 {
+		t.Fatalf("fetch the kernel: exit %d\n%s\n%s", code, out, stderr)
+	}
 	sameRanges(t, recordBoot(t, ref, file, cacheDir, sigterm(t)), wantProfile(t, img))
 	pushProfile(t, ref, file)
 
