@@ -221,3 +221,65 @@ func TestRereadAfterGiveUpAndFailedFetch(t *testing.T) {
 		t.Fatalf("%d requests, want the two failed fetches and a fresh one", n)
 	}
 }
+
+// backSource fails the first request for chunk 0 after a pause and holds
+// the later ones until release is closed; it answers requests for other
+// bytes at once: a registry coming back.
+type backSource struct {
+	memSource
+	chunk0  atomic.Int64
+	release chan struct{}
+}
+
+func (s *backSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
+	if off == 0 {
+		if s.chunk0.Add(1) == 1 {
+			time.Sleep(150 * time.Millisecond)
+			return errors.New("connection refused")
+		}
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.memSource.ReadParts(ctx, d, parts, off, done)
+}
+
+// TestShortWaitLongerOnceTheSourceAnswers: a re-read of a chunk given up
+// on a moment ago waits shortly only while the source is failing; once it
+// answers another request, the re-read gets its whole deadline.
+func TestShortWaitLongerOnceTheSourceAnswers(t *testing.T) {
+	const cs = 4096
+	data := fixture.RandomBytes(3, 2*cs)
+	d := digest.FromBytes(data)
+	src := &backSource{memSource: memSource{data: data}, release: make(chan struct{})}
+	b := fetcherWith(t, src, Options{ChunkSize: cs, FetchTimeout: 30 * time.Second}).Blob(d, int64(len(data)))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := b.ReadAt(ctx, make([]byte, 10), 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first reader: %v, want its deadline", err)
+	}
+	waitFor(t, "the first fetch to fail", func() bool { return !b.f.flights.has(cache.Key{Digest: d, Index: 0}) })
+	reread := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		p := make([]byte, 10)
+		_, err := b.ReadAt(ctx, p, 0)
+		if err == nil && !bytes.Equal(p, data[:10]) {
+			err = errors.New("wrong bytes")
+		}
+		reread <- err
+	}()
+	waitFor(t, "the re-read's fetch", func() bool { return src.chunk0.Load() == 2 })
+	if _, err := b.ReadAt(context.Background(), make([]byte, 10), cs); err != nil {
+		t.Fatalf("a read the source answers: %v", err)
+	}
+	time.Sleep(quickWait + 200*time.Millisecond)
+	close(src.release)
+	if err := <-reread; err != nil {
+		t.Fatalf("the re-read, with the source answering again: %v", err)
+	}
+}

@@ -119,15 +119,16 @@ type Fetcher struct {
 	opts  Options
 	log   *slog.Logger
 
-	ctx     context.Context // parent of every shared fetch; cancelled by Close
-	cancel  context.CancelFunc
-	flights *flights
-	group   singleflight.Group // one verification per blob at a time
-	slots   *slots             // bounds the range requests in flight
-	diskq   *diskQueue         // chunks waiting for the disk cache; nil without one
-	bad     sync.Map           // digest.Digest -> error: blobs that failed verification
-	active  atomic.Int64       // reads waiting for fetches, for low-priority prefetch
-	streams streams            // whole-blob streams, for servers that ignore Range
+	ctx      context.Context // parent of every shared fetch; cancelled by Close
+	cancel   context.CancelFunc
+	flights  *flights
+	group    singleflight.Group // one verification per blob at a time
+	slots    *slots             // bounds the range requests in flight
+	diskq    *diskQueue         // chunks waiting for the disk cache; nil without one
+	bad      sync.Map           // digest.Digest -> error: blobs that failed verification
+	active   atomic.Int64       // reads waiting for fetches, for low-priority prefetch
+	answered atomic.Int64       // when a range request last succeeded (Unix ns), for the short wait
+	streams  streams            // whole-blob streams, for servers that ignore Range
 }
 
 // NewFetcher makes a Fetcher reading from src through c.
@@ -212,24 +213,45 @@ func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]
 			fl.hurry.up()
 		}
 		wait, why := ctx, ""
+		var gaveUpAt int64
 		if ago, ok := f.flights.abandonedWithin(k, recentGiveUp); ok {
 			var cancel context.CancelFunc
 			wait, cancel = context.WithTimeout(ctx, quickWait)
 			defer cancel()
 			why = fmt.Sprintf(" (a short wait: a reader gave up on it at its deadline %s ago)", ago.Round(time.Millisecond))
+			gaveUpAt = time.Now().Add(-ago).UnixNano()
 		}
-		select {
-		case <-fl.done:
-		case <-wait.Done():
-			if errors.Is(wait.Err(), context.DeadlineExceeded) {
+		if err := f.await(ctx, wait, fl, gaveUpAt); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
 				f.flights.abandon(k)
 			}
-			return nil, fmt.Errorf("wait for %s%s: %w", k, why, wait.Err())
+			return nil, fmt.Errorf("wait for %s%s: %w", k, why, err)
 		}
 		if !mine && f.timedOut(fl.err) && ctx.Err() == nil {
 			continue
 		}
 		return fl.data, fl.err
+	}
+}
+
+// await waits for fl to land, until wait ends. A short wait (wait is not
+// ctx) that ends after the source has answered a request since gaveUpAt
+// goes on until ctx ends: the source is back, and the fetch gets the
+// reader's whole deadline after all.
+func (f *Fetcher) await(ctx, wait context.Context, fl *flight, gaveUpAt int64) error {
+	select {
+	case <-fl.done:
+		return nil
+	case <-wait.Done():
+	}
+	if wait == ctx || ctx.Err() != nil || f.answered.Load() <= gaveUpAt {
+		return wait.Err()
+	}
+	select {
+	case <-fl.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -354,6 +376,7 @@ func (f *Fetcher) fetchParts(d digest.Digest, size, first int64, fls []*flight, 
 		fail(fmt.Errorf("fetch %s: %w", what, err))
 		return
 	}
+	f.answered.Store(time.Now().UnixNano())
 	f.log.Debug("fetched", "digest", d, "chunks", fmt.Sprintf("%d-%d", first, last), "took", time.Since(start))
 }
 
