@@ -34,7 +34,8 @@ type ReplayStats struct {
 // readers that will want them (a boot profile replayed right after
 // mounting). Each chunk is fetched at most once, and not at all when it is
 // cached or in flight; consecutive chunks, of one range or of neighbouring
-// ones, go in one request of up to MaxRequest bytes; up to Parallel
+// ones, go in one request of up to MaxRequest bytes, less when that
+// spreads the profile over more requests; up to Parallel
 // requests are in flight, at background priority (slots): a reader's fetch
 // goes first, and a reader that wants a chunk Replay has claimed promotes
 // its request. At most budget bytes are sent for fetching (the cache
@@ -44,7 +45,6 @@ type ReplayStats struct {
 func (f *Fetcher) Replay(ctx context.Context, ranges []ReplayRange, budget int64) ReplayStats {
 	var st ReplayStats
 	cs := f.opts.ChunkSize
-	maxRun := max(1, f.opts.MaxRequest/cs)
 
 	// The chunks, in order, each once.
 	type chunkRef struct {
@@ -67,6 +67,11 @@ func (f *Fetcher) Replay(ctx context.Context, ranges []ReplayRange, budget int64
 			}
 		}
 	}
+
+	// A profile is what a boot waits for: it is spread over all the
+	// requests in flight rather than sent in a few of MaxRequest (over a
+	// WAN that limits each connection, more connections fetch faster).
+	maxRun := max(1, min(f.opts.MaxRequest/cs, (int64(len(order))+int64(f.opts.Parallel)-1)/int64(f.opts.Parallel)))
 
 	// Runs are claimed one at a time, once a window place is free, and
 	// sent at once: a claimed chunk never waits for the window, so a
