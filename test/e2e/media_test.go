@@ -32,7 +32,7 @@ const (
 	mediaSqFiles   = 24
 	mediaISOData   = 16 << 20
 	mediaISOFiles  = 10
-	markerName     = "marker.txt"
+	markerName     = fixture.MarkerName
 
 	// mediaVersion starts the names of cache entries (see buildMedia).
 	mediaVersion = "media-v1"
