@@ -19,7 +19,17 @@
 //  4. 1 and 3 again through an emulated WAN (toxiproxy: latency each way
 //     and a link-wide bandwidth limit);
 //  5. the daemon's peak RSS (VmHWM) during 1 vs 128 MiB (default flags;
-//     --memory-cache + 64 MiB when -mount-flags sets it).
+//     --memory-cache + 64 MiB when -mount-flags sets it);
+//  6. QEMU booting the e2e boot test's guest from local files, osimagefs
+//     (fresh cache; with a boot profile), QEMU's curl driver, nbdkit's
+//     curl plugin and pull-then-boot, over loopback and two WANs limited
+//     per connection (boot.go);
+//  7. a sequential read through a mount over a per-connection-limited WAN
+//     vs one curl stream (wide.go);
+//  8. the daemon's CPU per GiB of a memory-only mount on loopback, with
+//     and without chunk tables (cpu.go);
+//  9. warm reads of a blob `osimagefs fetch` put in the cache vs its data
+//     file, page cache hot (warm.go).
 //
 // Every mount, proxy, registry and temporary file is torn down on exit,
 // error or SIGINT/SIGTERM; every step is bounded by -step-timeout.
