@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -86,6 +87,11 @@ func blobURLIn(host, repository, digest string) string {
 // the WAN proxies of the rows and records the boot profile.
 func (b *bench) prepareBoot(ctx context.Context) error {
 	bs := &b.boot
+	for _, tool := range []string{"qemu-system-x86_64", "nbdkit"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s: %w (scripts/provision.sh installs it)", tool, err)
+		}
+	}
 	repo, err := os.Getwd()
 	if err != nil {
 		return err
