@@ -2,34 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
-// The boot scenario's media: the guest of the end-to-end boot test
-// (test/fixture/guest.go) with the same shape of disks: a 1 GiB ext4
-// disk.img that is mostly random files nobody reads, a squashfs and an
-// ISO of a few MiB, each with a marker file holding a random line.
-const (
-	bootDiskSize  = 1 << 30
-	bootDiskData  = 900 << 20
-	bootDiskFiles = 72
-	bootSqData    = 12 << 20
-	bootSqFiles   = 24
-	bootISOData   = 16 << 20
-	bootISOFiles  = 10
-	// bootMediaVersion names the cache entry; bump it when the recipe changes.
-	bootMediaVersion = "bench-boot-v1"
-)
+// bootMediaVersion names the cache entry of the boot media; bump it when
+// the recipe changes.
+const bootMediaVersion = "bench-boot-v2"
 
-// bootMedia are the files a guest boots from, local copies.
+// bootMedia are the files a guest boots from, local copies: the boot
+// guest of the e2e boot test (test/fixture/guest.go) on the same media
+// (fixture.DefaultMedia: a 1 GiB ext4 disk.img, a squashfs and an ISO).
 type bootMedia struct {
 	Kernel, Initramfs, Cmdline, Disk, Squashfs, ISO string
 	Markers                                         []string // the marker lines, in the order the guest prints them
@@ -57,45 +44,11 @@ func buildBootMedia(ctx context.Context, repo, cacheDir string) (*bootMedia, err
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return nil, err
-	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "out")
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	fm, err := fixture.MakeMedia(ctx, filepath.Join(tmp, "src"), out, fixture.DefaultMedia)
+	if err != nil {
 		return nil, err
-	}
-	parts := []struct {
-		key   string
-		seed  int64
-		files int
-		bytes int64
-		build func(tree, img string) error
-		name  string
-	}{
-		{"disk", 101, bootDiskFiles, bootDiskData, func(tree, img string) error { return fixture.MakeExt4(ctx, tree, img, bootDiskSize) }, "disk.img"},
-		{"squashfs", 102, bootSqFiles, bootSqData, func(tree, img string) error { return fixture.MakeSquashfs(ctx, tree, img) }, "root.squashfs"},
-		{"iso", 103, bootISOFiles, bootISOData, func(tree, img string) error { return fixture.MakeISO(ctx, tree, img, "OSIMAGEFS_BENCH") }, "image.iso"},
-	}
-	var markers []string
-	for _, p := range parts {
-		tree := filepath.Join(tmp, "src-"+p.key)
-		if _, err := fixture.RandomTree(tree, p.seed, p.files, p.bytes); err != nil {
-			return nil, fmt.Errorf("%s tree: %w", p.key, err)
-		}
-		var r [16]byte
-		_, _ = rand.Read(r[:])
-		marker := "MARKER-" + strings.ToUpper(p.key) + "-" + hex.EncodeToString(r[:])
-		if err := fixture.WriteTree(tree, map[string][]byte{fixture.MarkerName: []byte(marker + "\n")}); err != nil {
-			return nil, err
-		}
-		if err := p.build(tree, filepath.Join(out, p.name)); err != nil {
-			return nil, fmt.Errorf("build %s: %w", p.name, err)
-		}
-		if err := os.RemoveAll(tree); err != nil {
-			return nil, err
-		}
-		markers = append(markers, marker)
 	}
 	if err := fixture.BuildInitramfs(ctx, filepath.Join(out, "initramfs"), "", filepath.Join(kdir, "modules"), fixture.GuestModules, fixture.GuestInit); err != nil {
 		return nil, fmt.Errorf("initramfs: %w", err)
@@ -103,7 +56,11 @@ func buildBootMedia(ctx context.Context, repo, cacheDir string) (*bootMedia, err
 	if err := os.WriteFile(filepath.Join(out, "cmdline"), []byte(fixture.GuestCmdline), 0o644); err != nil {
 		return nil, err
 	}
-	raw, _ := json.Marshal(markers)
+	markers := []string{fm.Markers["disk"], fm.Markers["squashfs"], fm.Markers["iso"]}
+	raw, err := json.Marshal(markers)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(filepath.Join(out, "markers.json"), raw, 0o644); err != nil {
 		return nil, err
 	}
