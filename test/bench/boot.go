@@ -267,6 +267,9 @@ func (b *bench) bootOnce(ctx context.Context, i int, r bootRow, c bootCol) (time
 		if serr := d.stop(); err == nil {
 			err = serr
 		}
+		if err == nil {
+			err = checkProfileUse(d.logPath, c.key == "profile")
+		}
 		if err != nil {
 			err = fmt.Errorf("%w (mount log %s)", err, d.logPath)
 		}
@@ -288,6 +291,25 @@ func (b *bench) bootOnce(ctx context.Context, i int, r bootRow, c bootCol) (time
 		return 0, 0, err
 	}
 	return took, cnt.BytesFor(disk) - before, nil
+}
+
+// profileFoundLog is what a mount logs when it replays a boot profile.
+const profileFoundLog = "boot profile found"
+
+// checkProfileUse fails unless the mount whose log is at path replayed a
+// boot profile exactly when want says: each column measures what it says.
+func checkProfileUse(path string, want bool) error {
+	if want {
+		return checkLogged(path, profileFoundLog)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(string(b), profileFoundLog) {
+		return fmt.Errorf("the mount log %s says %q, but this column boots without one", path, profileFoundLog)
+	}
+	return nil
 }
 
 func readString(p string) string {
