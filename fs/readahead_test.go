@@ -11,10 +11,13 @@ func TestReadahead(t *testing.T) {
 		wantFrom, want int64
 	}{
 		{"first read: no read-ahead", 0, k, 0, 0},
-		{"sequential: one MiB ahead", k, k, 2 * k, 1 << 20},
-		{"more than half the window left: nothing new", 2 * k, k, 0, 0},
+		{"sequential, less than 1 MiB read: nothing ahead", k, k, 0, 0},
+		{"sequential, 1 MiB read: 1 MiB ahead", 2 * k, 6 * k, 1 << 20, 1 << 20},
+		{"more than three quarters of the window left: nothing new", 1 << 20, k, 0, 0},
+		{"a quarter used: topped up to what was read", 9 * k, k, 2 << 20, 4 * k},
 		{"seek: reset", 100 << 20, 4096, 0, 0},
-		{"sequential again: one MiB", 100<<20 + 4096, 4096, 100<<20 + 8192, 1 << 20},
+		{"small forward jump: still the stream, not yet 1 MiB", 100<<20 + 8192, 4096, 0, 0},
+		{"far jump: reset", 200 << 20, 4096, 0, 0},
 	}
 	for _, s := range steps {
 		from, n := r.advance(s.off, s.n)
@@ -25,8 +28,7 @@ func TestReadahead(t *testing.T) {
 }
 
 // TestReadaheadBounds streams a file and checks the window grows to max
-// but never fetches further ahead than max, nor more than the stream read
-// plus one MiB.
+// but never fetches further ahead than max, nor more than the stream read.
 func TestReadaheadBounds(t *testing.T) {
 	const k = 128 << 10
 	const maxWin = 8 << 20
@@ -46,15 +48,15 @@ func TestReadaheadBounds(t *testing.T) {
 		if fetchedTo > off+maxWin {
 			t.Fatalf("prefetched to %d, more than max ahead of the reader at %d", fetchedTo, off)
 		}
-		if fetchedTo > 2*off+readAheadStart {
+		if fetchedTo > 2*off {
 			t.Fatalf("prefetched to %d after reading %d bytes", fetchedTo, off)
 		}
 	}
 	if maxLead != maxWin {
 		t.Fatalf("window did not reach max: the most prefetched ahead was %d, want %d", maxLead, maxWin)
 	}
-	if lead := fetchedTo - off; lead < maxWin/2 {
-		t.Fatalf("at the end only %d bytes were prefetched ahead of the reader, want at least half of %d", lead, maxWin)
+	if lead := fetchedTo - off; lead < maxWin*3/4 {
+		t.Fatalf("at the end only %d bytes were prefetched ahead of the reader, want at least three quarters of %d", lead, maxWin)
 	}
 	var disabled *readahead
 	if _, n := disabled.advance(0, k); n != 0 {

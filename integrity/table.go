@@ -38,11 +38,14 @@ const (
 )
 
 // DefaultPieceSize is the piece size of the tables osimagefs builds for
-// blobs up to 16 GiB: a random 4 KiB read needs no more than one piece.
+// blobs up to 64 GiB: a random 4 KiB read needs no more than one piece, and
+// a piece is one chunk of the default chunk size (lazy.DefaultChunkSize),
+// so the default mount checks every chunk by its table.
 const DefaultPieceSize = 64 << 10
 
-// defaultMaxPieces keeps the tables osimagefs builds at 8 MiB at most.
-const defaultMaxPieces = 1 << 18
+// defaultMaxPieces is the most pieces of the tables osimagefs builds (32
+// MiB of digests for a 64 GiB blob); larger blobs get larger pieces.
+const defaultMaxPieces = MaxPieces
 
 // ErrTable: a chunk table cannot be parsed.
 var ErrTable = errors.New("malformed chunk table")
@@ -56,7 +59,7 @@ type Table struct {
 }
 
 // PieceSizeFor is the piece size osimagefs uses for a blob of size
-// bytes: DefaultPieceSize, doubled until the table has at most 2^18
+// bytes: DefaultPieceSize, doubled until the table has at most MaxPieces
 // pieces.
 func PieceSizeFor(size int64) int64 {
 	ps := int64(DefaultPieceSize)

@@ -155,8 +155,9 @@ func TestTableBytesPerGiB(t *testing.T) {
 		{1 << 30, 64 << 10, 524_380},
 		{10 << 30, 64 << 10, 5_242_972},
 		{16 << 30, 64 << 10, 8_388_700},
-		{16<<30 + 1, 128 << 10, 4_194_428},
-		{1 << 40, 4 << 20, 8_388_700},
+		{64 << 30, 64 << 10, 33_554_524},
+		{64<<30 + 1, 128 << 10, 16_777_340},
+		{1 << 40, 1 << 20, 33_554_524},
 	} {
 		ps := PieceSizeFor(c.size)
 		n := (c.size + ps - 1) / ps
@@ -172,12 +173,12 @@ func TestPieceSizeFor(t *testing.T) {
 		{0, DefaultPieceSize},
 		{1, DefaultPieceSize},
 		{DefaultPieceSize, DefaultPieceSize},
-		{16 << 30, DefaultPieceSize},       // exactly 2^18 pieces
-		{16<<30 + 1, 2 * DefaultPieceSize}, // one more piece would be too many
-		{32 << 30, 2 * DefaultPieceSize},
-		{32<<30 + 1, 4 * DefaultPieceSize},
-		{1 << 44, MaxPieceSize},       // 16 TiB: 2^18 pieces of 64 MiB
-		{1 << 46, MaxPieceSize},       // larger still: the largest pieces, more of them
+		{64 << 30, DefaultPieceSize},       // exactly 2^20 pieces
+		{64<<30 + 1, 2 * DefaultPieceSize}, // one more piece would be too many
+		{128 << 30, 2 * DefaultPieceSize},
+		{128<<30 + 1, 4 * DefaultPieceSize},
+		{1 << 46, MaxPieceSize},       // 64 TiB: 2^20 pieces of 64 MiB
+		{1 << 48, MaxPieceSize},       // larger still: the largest pieces, more of them
 		{math.MaxInt64, MaxPieceSize}, // no overflow, no endless loop
 	} {
 		got := PieceSizeFor(c.size)

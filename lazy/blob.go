@@ -2,6 +2,7 @@ package lazy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -51,6 +52,7 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	first, last := span(off, n, b.f.opts.ChunkSize)
 	if first == last {
 		if err := b.readChunk(ctx, p[:n], off, first); err != nil {
+			b.gaveUp(ctx, err, first, last)
 			return 0, err
 		}
 	} else {
@@ -60,6 +62,7 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			g.Go(func() error { return b.readChunk(gctx, p[:n], off, i) })
 		}
 		if err := g.Wait(); err != nil {
+			b.gaveUp(ctx, err, first, last)
 			return 0, err
 		}
 	}
@@ -67,6 +70,19 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return int(n), io.EOF
 	}
 	return int(n), nil
+}
+
+// gaveUp records, when the read failed at a deadline (the reader's or its
+// fetch's), that it gave up on all its chunks (first..last), not only on
+// the one that failed: the kernel will ask for them again at once, and
+// that re-read should not wait a whole deadline once more.
+func (b *Blob) gaveUp(ctx context.Context, err error, first, last int64) {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) && !b.f.timedOut(err) {
+		return
+	}
+	for i := first; i <= last; i++ {
+		b.f.flights.abandon(cache.Key{Digest: b.digest, Index: i})
+	}
 }
 
 // readChunk fills the part of p (which holds the bytes at off) that chunk

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/osimagefs/osimagefs/cache"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -169,5 +171,53 @@ func TestRereadAfterGiveUpWaitsShortly(t *testing.T) {
 	}
 	if n := src.requests.Load(); n != 1 {
 		t.Fatalf("%d requests, want the one stalled fetch", n)
+	}
+}
+
+// failThenStallSource fails its first failing requests after a pause and
+// leaves every later one unanswered until its context ends.
+type failThenStallSource struct {
+	memSource
+	failing int64
+	pause   time.Duration
+}
+
+func (s *failThenStallSource) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error {
+	if s.requests.Add(1) <= s.failing {
+		time.Sleep(s.pause)
+		return errors.New("connection reset")
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRereadAfterGiveUpAndFailedFetch: the reader gave up at its deadline,
+// then the fetch failed; the kernel's re-read a moment later starts a
+// fresh fetch but waits only shortly for it, not a whole deadline.
+func TestRereadAfterGiveUpAndFailedFetch(t *testing.T) {
+	const cs = 4096
+	data := fixture.RandomBytes(1, 2*cs)
+	d := digest.FromBytes(data)
+	src := &failThenStallSource{memSource: memSource{data: data}, failing: 2, pause: 150 * time.Millisecond}
+	b := fetcherWith(t, src, Options{ChunkSize: cs, FetchTimeout: 30 * time.Second}).Blob(d, int64(len(data)))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := b.ReadAt(ctx, make([]byte, 2*cs), 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first reader: %v, want its deadline", err)
+	}
+	waitFor(t, "the first fetches to fail", func() bool { return !b.f.flights.has(cache.Key{Digest: d, Index: 1}) })
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel2()
+	start := time.Now()
+	_, err := b.ReadAt(ctx2, make([]byte, 10), cs+100)
+	if err == nil || !strings.Contains(err.Error(), "gave up") {
+		t.Fatalf("the re-read of the read's second chunk: %v, want a short wait that names why", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the re-read waited %s", took)
+	}
+	if n := src.requests.Load(); n != 3 {
+		t.Fatalf("%d requests, want the two failed fetches and a fresh one", n)
 	}
 }

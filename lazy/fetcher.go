@@ -62,14 +62,27 @@ type DiskCache interface {
 	Verify(d digest.Digest, chunks int64, check func(r io.Reader) error) error
 }
 
+// The defaults of Options. A chunk is small so that a random read fetches
+// little (a 4 KiB read fetches 64 KiB, one piece of a chunk table); a
+// sequential stream is fetched in runs of chunks of up to MaxRequest, many
+// at once, so it moves as fast as with large chunks.
+const (
+	DefaultChunkSize  = 64 << 10
+	DefaultParallel   = 16
+	DefaultMaxRequest = 4 << 20
+)
+
 // Options configure a Fetcher. Zero values mean the documented defaults.
 type Options struct {
-	// ChunkSize is the unit of fetching and caching; default 1 MiB.
+	// ChunkSize is the unit of fetching and caching; default
+	// DefaultChunkSize.
 	ChunkSize int64
-	// Parallel bounds the range requests in flight, over all blobs; default 8.
+	// Parallel bounds the range requests in flight, over all blobs;
+	// default DefaultParallel.
 	Parallel int
 	// MaxRequest is the most bytes one range request carries when a run of
-	// chunks is fetched ahead (read-ahead, prefetch); default 8 MiB.
+	// chunks is fetched ahead (read-ahead, prefetch); default
+	// DefaultMaxRequest.
 	MaxRequest int64
 	// FetchTimeout bounds one shared fetch, retries included, from the
 	// moment it has a request slot; default 60 s. A reader that joins a
@@ -120,16 +133,16 @@ type Fetcher struct {
 // NewFetcher makes a Fetcher reading from src through c.
 func NewFetcher(src Source, c Cache, opts Options) (*Fetcher, error) {
 	if opts.ChunkSize == 0 {
-		opts.ChunkSize = 1 << 20
+		opts.ChunkSize = DefaultChunkSize
 	}
 	if opts.ChunkSize < 4096 || opts.ChunkSize > 64<<20 {
 		return nil, fmt.Errorf("chunk size %d: must be between 4 KiB and 64 MiB", opts.ChunkSize)
 	}
 	if opts.Parallel <= 0 {
-		opts.Parallel = 8
+		opts.Parallel = DefaultParallel
 	}
 	if opts.MaxRequest < opts.ChunkSize {
-		opts.MaxRequest = max(opts.ChunkSize, 8<<20)
+		opts.MaxRequest = max(opts.ChunkSize, DefaultMaxRequest)
 	}
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = 60 * time.Second
@@ -179,10 +192,11 @@ func (f *Fetcher) Blob(d digest.Digest, size int64) *Blob {
 //
 // A reader's deadline is its own (ctx): one that joined a fetch started
 // earlier and sees it fail at that fetch's deadline starts a fresh fetch
-// rather than failing early. The one exception: a fetch that a reader gave
-// up on at its deadline a moment ago gets only a short wait, because that
-// is the kernel reading the same page again by itself after a failed read
-// (the reader would otherwise wait a second whole deadline).
+// rather than failing early. The one exception: a chunk that a reader gave
+// up on at its deadline a moment ago gets only a short wait, in flight or
+// fetched afresh, because that is the kernel reading the same page again by
+// itself after a failed read (the reader would otherwise wait a second
+// whole deadline).
 func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]byte, error) {
 	k := cache.Key{Digest: d, Index: i}
 	f.active.Add(1)
@@ -192,23 +206,23 @@ func (f *Fetcher) chunk(ctx context.Context, d digest.Digest, size, i int64) ([]
 			return b, nil
 		}
 		fl, mine := f.flights.claim(k)
-		wait, why := ctx, ""
 		if mine {
 			go f.fetchRun(d, size, i, []*flight{fl}, nil)
 		} else {
 			fl.hurry.up()
-			if ago, ok := fl.abandonedWithin(recentGiveUp); ok {
-				var cancel context.CancelFunc
-				wait, cancel = context.WithTimeout(ctx, quickWait)
-				defer cancel()
-				why = fmt.Sprintf(" (a short wait: a reader gave up on it at its deadline %s ago)", ago.Round(time.Millisecond))
-			}
+		}
+		wait, why := ctx, ""
+		if ago, ok := f.flights.abandonedWithin(k, recentGiveUp); ok {
+			var cancel context.CancelFunc
+			wait, cancel = context.WithTimeout(ctx, quickWait)
+			defer cancel()
+			why = fmt.Sprintf(" (a short wait: a reader gave up on it at its deadline %s ago)", ago.Round(time.Millisecond))
 		}
 		select {
 		case <-fl.done:
 		case <-wait.Done():
 			if errors.Is(wait.Err(), context.DeadlineExceeded) {
-				fl.abandon()
+				f.flights.abandon(k)
 			}
 			return nil, fmt.Errorf("wait for %s%s: %w", k, why, wait.Err())
 		}

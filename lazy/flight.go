@@ -2,7 +2,6 @@ package lazy
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/osimagefs/osimagefs/cache"
@@ -11,11 +10,10 @@ import (
 // flight is one chunk being fetched. Everyone who wants the chunk while it
 // is in flight waits on done and shares the result.
 type flight struct {
-	done   chan struct{}
-	data   []byte
-	err    error
-	hurry  *hurry       // of a background fetch; nil for a demand fetch
-	gaveUp atomic.Int64 // when a reader last gave up on it at its deadline (Unix ns)
+	done  chan struct{}
+	data  []byte
+	err   error
+	hurry *hurry // of a background fetch; nil for a demand fetch
 	// claimed: this Fetcher holds the chunk's claim in the disk cache, to
 	// end with a disk write or a release. Only the goroutine fetching the
 	// chunk touches it, before the flight lands.
@@ -25,26 +23,12 @@ type flight struct {
 	retried bool
 }
 
-// recentGiveUp is how long a flight that a reader gave up on at its
+// recentGiveUp is how long a chunk that a reader gave up on at its
 // deadline gets only quickWait from a new reader.
 const (
-	recentGiveUp = 2 * time.Second
+	recentGiveUp = 500 * time.Millisecond
 	quickWait    = 500 * time.Millisecond
 )
-
-// abandon records that a reader gave up on fl at its deadline.
-func (fl *flight) abandon() { fl.gaveUp.Store(time.Now().UnixNano()) }
-
-// abandonedWithin tells whether a reader gave up on fl less than d ago,
-// and how long ago.
-func (fl *flight) abandonedWithin(d time.Duration) (time.Duration, bool) {
-	at := fl.gaveUp.Load()
-	if at == 0 {
-		return 0, false
-	}
-	ago := time.Since(time.Unix(0, at))
-	return ago, ago < d
-}
 
 // hurry is closed, once, when a reader starts waiting for a background
 // fetch: the fetch then takes a request slot as a demand fetch would.
@@ -77,11 +61,44 @@ func (h *hurry) channel() <-chan struct{} {
 // run must still be claimed individually so that no chunk is ever fetched
 // twice at the same time.
 type flights struct {
-	mu sync.Mutex // guards m
+	mu sync.Mutex // guards m and gaveUp
 	m  map[cache.Key]*flight
+	// gaveUp: when a reader last gave up on a chunk at its deadline. It is
+	// kept by chunk, not by flight: the fetch may fail and a fresh one
+	// start before the kernel reads the page again.
+	gaveUp map[cache.Key]time.Time
 }
 
-func newFlights() *flights { return &flights{m: map[cache.Key]*flight{}} }
+func newFlights() *flights {
+	return &flights{m: map[cache.Key]*flight{}, gaveUp: map[cache.Key]time.Time{}}
+}
+
+// abandon records that a reader gave up on chunk k at its deadline, and
+// forgets give-ups older than recentGiveUp.
+func (fs *flights) abandon(k cache.Key) {
+	now := time.Now()
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for old, at := range fs.gaveUp {
+		if now.Sub(at) >= recentGiveUp {
+			delete(fs.gaveUp, old)
+		}
+	}
+	fs.gaveUp[k] = now
+}
+
+// abandonedWithin tells whether a reader gave up on chunk k less than d
+// ago, and how long ago.
+func (fs *flights) abandonedWithin(k cache.Key, d time.Duration) (time.Duration, bool) {
+	fs.mu.Lock()
+	at, ok := fs.gaveUp[k]
+	fs.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	ago := time.Since(at)
+	return ago, ago < d
+}
 
 // claim returns the flight of chunk k and true if the caller created it and
 // must fetch the chunk (and then call land), or false if it is already in

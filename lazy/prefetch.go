@@ -1,11 +1,6 @@
 package lazy
 
-import (
-	"context"
-	"time"
-
-	"github.com/osimagefs/osimagefs/cache"
-)
+import "github.com/osimagefs/osimagefs/cache"
 
 // Prefetch starts fetching, in the background, the chunks that hold the n
 // bytes at off and are neither cached nor in flight. Consecutive chunks go
@@ -64,41 +59,4 @@ func (b *Blob) claimRuns(first, last int64) []run {
 		cur.flights = append(cur.flights, fl)
 	}
 	return runs
-}
-
-// Fill brings the whole blob into the cache, one request of up to
-// MaxRequest bytes after another. With lowPriority it waits while reads are
-// waiting for fetches, so that it gives way to them. It returns when done,
-// when ctx ends, or at the first error.
-func (b *Blob) Fill(ctx context.Context, lowPriority bool) error {
-	total := numChunks(b.size, b.f.opts.ChunkSize)
-	step := max(1, b.f.opts.MaxRequest/b.f.opts.ChunkSize)
-	for i := int64(0); i < total; i += step {
-		for lowPriority && b.f.active.Load() > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		last := min(total-1, i+step-1)
-		runs := b.claimRuns(i, last)
-		if len(runs) > 0 {
-			b.f.opts.Observer.Ahead(b.digest, AheadFill, b.runBytes(runs))
-		}
-		for _, r := range runs {
-			b.f.fetchRun(b.digest, b.size, r.first, r.flights, r.hurry)
-		}
-		// Wait for chunks of this stretch that others had in flight (or
-		// that failed); the ones in a cache are done, even if only on disk.
-		for j := i; j <= last; j++ {
-			if b.f.isCached(cache.Key{Digest: b.digest, Index: j}) {
-				continue
-			}
-			if _, err := b.f.chunk(ctx, b.digest, b.size, j); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

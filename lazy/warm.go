@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/osimagefs/osimagefs/cache"
 )
@@ -50,7 +49,7 @@ func (b *Blob) Warm(ctx context.Context) error {
 	// (a blob checked by pieces): they are fetched again, and checked.
 	var err error
 	for round := 0; round < 2; round++ {
-		if err = b.fillAll(ctx); err != nil {
+		if err = b.fill(ctx, true, false); err != nil {
 			return fmt.Errorf("warm %s: %w", b.digest, err)
 		}
 		if err = b.persist(ctx); err != nil {
@@ -61,58 +60,6 @@ func (b *Blob) Warm(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// fillAll fetches every chunk not cached, MaxRequest bytes per run, up to
-// Parallel runs at once, and waits for them (and for chunks others had in
-// flight).
-func (b *Blob) fillAll(ctx context.Context) error {
-	total := numChunks(b.size, b.f.opts.ChunkSize)
-	step := max(1, b.f.opts.MaxRequest/b.f.opts.ChunkSize)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.f.opts.Parallel)
-	for i := int64(0); i < total && gctx.Err() == nil; i += step {
-		last := min(total-1, i+step-1)
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			mine := map[int64]*flight{}
-			for _, r := range b.claimRuns(i, last) {
-				for n, fl := range r.flights {
-					mine[r.first+int64(n)] = fl
-				}
-				go b.f.fetchRun(b.digest, b.size, r.first, r.flights, nil) // a demand fetch: any slot
-			}
-			// Our own flights are waited for as such: once landed, a chunk
-			// may leave memory before the disk queue has written it, and
-			// asking for it again then would fetch it twice.
-			for j := i; j <= last; j++ {
-				if fl, ok := mine[j]; ok {
-					select {
-					case <-fl.done:
-					case <-gctx.Done():
-						return gctx.Err()
-					}
-					if fl.err != nil {
-						return fl.err
-					}
-					continue
-				}
-				if b.f.isCached(cache.Key{Digest: b.digest, Index: j}) {
-					continue
-				}
-				if _, err := b.f.chunk(gctx, b.digest, b.size, j); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
 }
 
 // persist returns once every chunk of the blob is on disk. Fetched chunks

@@ -65,13 +65,15 @@ type stream struct {
 	waiting  map[int64]waiter // the flights it lands, by chunk, all at or past at
 	next     map[int64]waiter // the flights of chunks it has passed, for the next stream
 	// recent holds chunks that passed while their flight was on its way
-	// here (in flight, not waiting yet), at most streamRecent: the caches
-	// may not keep them until it arrives.
-	recent map[int64][]byte
+	// here (in flight, not waiting yet), at most streamRecent bytes: the
+	// caches may not keep them until it arrives.
+	recent      map[int64][]byte
+	recentBytes int64
 }
 
-// streamRecent bounds stream.recent.
-const streamRecent = 16
+// streamRecent bounds stream.recent, in bytes: as many chunks as one
+// MaxRequest-sized read-ahead run of small chunks.
+const streamRecent = 16 << 20
 
 // A stream goes on for streamLinger after the last flight joined it, by
 // streamLingerBytes (or two MaxRequests) past the furthest chunk asked for
@@ -130,6 +132,7 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 				hits = append(hits, hit{k, fl, b, true})
 			} else if b, ok := s.recent[i]; ok {
 				delete(s.recent, i)
+				s.recentBytes -= int64(len(b))
 				hits = append(hits, hit{k, fl, b, false})
 			} else {
 				s.next[i] = w
@@ -366,8 +369,9 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	w, mine = s.waiting[i]
 	delete(s.waiting, i)
 	s.at = i + 1
-	if !mine && len(s.recent) < streamRecent && f.flights.has(k) {
+	if !mine && s.recentBytes+int64(len(b)) <= streamRecent && f.flights.has(k) {
 		s.recent[i] = b // its flight comes late: keep it for that flight
+		s.recentBytes += int64(len(b))
 		kept = true
 	}
 	f.streams.mu.Unlock()

@@ -42,7 +42,7 @@ const fetchCacheDirHelp = `disk cache directory to fill, that of the mounts that
 const fetchMemory = 16 << 20
 
 func newFetchCmd(g *globalFlags) *cobra.Command {
-	f := &fetchFlags{chunkSize: 1 << 20, cacheSize: 10 << 30}
+	f := &fetchFlags{chunkSize: lazy.DefaultChunkSize, cacheSize: 10 << 30}
 	c := &cobra.Command{
 		Use:   "fetch [flags] REFERENCE [PATH...]",
 		Short: "Fill the disk cache with an image's layers ahead of time",
@@ -85,7 +85,7 @@ the cache.`,
 	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB (that of the mounts that read the cache)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", fetchCacheDirHelp)
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
-	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry, over all layers")
+	fl.IntVar(&f.parallel, "parallel", lazy.DefaultParallel, "most range requests in flight to the registry, over all layers")
 	registerVerify(fl, &f.verify)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	return c
@@ -182,7 +182,7 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 	// Chunks pass through memory on their way to disk: those in flight
 	// (at most --parallel requests of maxRequest bytes) and a small LRU.
 	// The Go runtime is held near that, as a mount is.
-	const maxRequest = 8 << 20
+	const maxRequest = lazy.DefaultMaxRequest
 	chunk := int64(f.chunkSize)
 	memSize := max(fetchMemory, 2*chunk)
 	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), int64(f.parallel)*max(chunk, maxRequest)+memSize); ok {

@@ -38,7 +38,7 @@ type mountFlags struct {
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
-	f := &mountFlags{chunkSize: 1 << 20, cacheSize: 10 << 30, readAhead: 32 << 20}
+	f := &mountFlags{chunkSize: lazy.DefaultChunkSize, cacheSize: 10 << 30, readAhead: osfs.DefaultReadAhead}
 	c := &cobra.Command{
 		Use:   "mount [flags] REFERENCE MOUNTPOINT",
 		Short: "Mount an OS image read-only and serve it until unmounted",
@@ -99,15 +99,15 @@ signalled with sd_notify.`,
 	}
 	fl := c.Flags()
 	f.remote.register(fl)
-	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB")
+	fl.Var(&f.chunkSize, "chunk-size", "unit of fetching and caching, 4KiB to 64MiB: a random read fetches one chunk, a sequential one runs of them")
 	fl.Var(&f.memoryCache, "memory-cache", "memory for chunks: those in flight and an LRU of recent ones (default 64MiB with a disk cache, whose files the kernel keeps in its page cache; 256MiB with --cache-dir=none)")
-	fl.IntVar(&f.parallel, "parallel", 8, "most range requests in flight to the registry; reads that wait go first, and read-ahead and prefetch leave one free (none with 1)")
+	fl.IntVar(&f.parallel, "parallel", lazy.DefaultParallel, "most range requests in flight to the registry (each of at most 4MiB); reads that wait go first, and read-ahead and prefetch leave one free (none with 1)")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 60*time.Second, "a read that cannot be served in this time fails with EIO")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	fl.BoolVar(&f.fuseDebug, "fuse-debug", false, "log every FUSE request (very verbose)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", cacheDirHelp)
 	fl.Var(&f.cacheSize, "cache-size", "most bytes the disk cache holds (least recently used goes first)")
-	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader (0 disables)")
+	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader; it opens once a stream has read 1MiB in order and grows with what it has read (0 disables)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsAddrHelp)
 	registerVerify(fl, &f.verify)
 	fl.StringVar(&f.prefetch, "prefetch", "small", prefetchHelp)
@@ -189,7 +189,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	// requests in flight (at most --parallel of maxRequest bytes) leave,
 	// and the Go runtime is told to collect garbage before the process
 	// grows much beyond it (unless GOMEMLIMIT says otherwise).
-	const maxRequest = 8 << 20
+	const maxRequest = lazy.DefaultMaxRequest
 	inflight := int64(f.parallel) * max(int64(f.chunkSize), maxRequest)
 	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), int64(f.memoryCache)); ok {
 		debug.SetMemoryLimit(limit)

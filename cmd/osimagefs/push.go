@@ -62,7 +62,7 @@ Every file is read once to compute its sha256, then streamed to the registry
 unless the registry already has that blob, so pushing again uploads nothing.
 
 The same read builds a chunk table for every file larger than one piece (64
-KiB; larger pieces for files over 16 GiB): the sha256 of each piece, about
+KiB; larger pieces for files over 64 GiB): the sha256 of each piece, about
 512 KiB per GiB. Each table is pushed as a blob and listed in the manifest
 after the files (media type application/vnd.osimagefs.chunktable.v1, the
 annotation io.osimagefs.chunktable.of naming the file's layer, no title), so

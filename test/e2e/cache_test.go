@@ -200,7 +200,7 @@ func TestCacheStaysWithinSize(t *testing.T) {
 	img := pushMediaImage(t, reg.Host(), "os/bound", []layerFile{seedLayer("disk.img", src, "disk.img")})
 	cacheDir := t.TempDir()
 	dir := t.TempDir()
-	startMount(t, img.ref(reg.Host()), dir, "--plain-http", "--cache-dir", cacheDir, "--cache-size", "8MiB", "--chunk-size", "1MiB")
+	startMount(t, img.ref(reg.Host()), dir, "--plain-http", "--cache-dir", cacheDir, "--cache-size", "8MiB")
 
 	peak, samples, stop := sampleCache(cacheDir)
 	start := time.Now()
