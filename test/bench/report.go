@@ -10,6 +10,8 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
+
+	"github.com/osimagefs/osimagefs/lazy"
 )
 
 const (
@@ -45,7 +47,9 @@ func (b *bench) rssBound() (int64, string) {
 	}
 	return 128 << 20, "default flags"
 }
-func (b *bench) chunkSize() int64 { return b.sizeFlag("--chunk-size", 1<<20) }
+// chunkSize is the mounts' --chunk-size: the product's default unless
+// -mount-flags sets it.
+func (b *bench) chunkSize() int64 { return b.sizeFlag("--chunk-size", lazy.DefaultChunkSize) }
 
 func yes(ok bool) string {
 	if ok {
