@@ -47,6 +47,7 @@ func (b *bench) rssBound() (int64, string) {
 	}
 	return 128 << 20, "default flags"
 }
+
 // chunkSize is the mounts' --chunk-size: the product's default unless
 // -mount-flags sets it.
 func (b *bench) chunkSize() int64 { return b.sizeFlag("--chunk-size", lazy.DefaultChunkSize) }
