@@ -39,7 +39,8 @@ type consoleWatch struct {
 	mu      sync.Mutex
 	buf     strings.Builder
 	markers []string
-	seen    int
+	seen    int // markers found
+	from    int // where the next marker is looked for
 	done    chan struct{}
 	at      time.Time
 }
@@ -48,7 +49,12 @@ func (c *consoleWatch) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.buf.Write(p)
-	for c.seen < len(c.markers) && strings.Contains(c.buf.String(), c.markers[c.seen]) {
+	for c.seen < len(c.markers) {
+		i := strings.Index(c.buf.String()[c.from:], c.markers[c.seen])
+		if i < 0 {
+			break
+		}
+		c.from += i + len(c.markers[c.seen])
 		c.seen++
 		if c.seen == len(c.markers) {
 			c.at = time.Now()
