@@ -26,10 +26,14 @@ import (
 // process is seen by all at once. Header (little endian):
 //
 //	0   [8]byte  magic "OSIFSIX1"
-//	8   uint32   version (1)
+//	8   uint32   version (2)
 //	12  uint32   flags: bit 0 set when the blob is complete and matched its digest
 //	16  int64    chunk size
 //	24  int64    blob size
+//	32  int64    mtime of data, Unix nanoseconds, when it was verified
+//
+// Version 2 added the mtime and the pin (pin.go): a version 1 process
+// would evict a pinned blob, so it must not share a blob with this one.
 //
 // Slot i (at 64+16*i): uint64 state, gen<<2 | writing<<1 | present, and
 // int64 last use in Unix nanoseconds. A chunk's gen grows each time it is
@@ -47,10 +51,11 @@ import (
 // Every process holding the blob open also holds a shared flock on data;
 // an empty blob is removed only by whoever gets it exclusively.
 const (
-	indexHeader = 64
-	slotSize    = 16
-	indexMagic  = "OSIFSIX1"
-	flagOK      = 1 // complete and verified
+	indexHeader  = 64
+	slotSize     = 16
+	indexMagic   = "OSIFSIX1"
+	indexVersion = 2
+	flagOK       = 1 // complete and verified
 )
 
 // blobFile is one blob of the disk cache, open in this process.
@@ -119,7 +124,7 @@ func tryOpenBlobFile(dir string, dg digest.Digest, chunkSize, size int64) (b *bl
 	}
 	cs, bs := int64(binary.LittleEndian.Uint64(head[16:])), int64(binary.LittleEndian.Uint64(head[24:]))
 	switch {
-	case !bytes.Equal(head[:8], []byte(indexMagic)) || binary.LittleEndian.Uint32(head[8:]) != 1:
+	case !bytes.Equal(head[:8], []byte(indexMagic)) || binary.LittleEndian.Uint32(head[8:]) != indexVersion:
 		return nil, false, fmt.Errorf("%w: %s", errBadIndex, index.Name())
 	case cs != chunkSize || bs <= 0 || (size > 0 && bs != size):
 		return nil, false, fmt.Errorf("%w: %s is for chunks of %d bytes of a %d-byte blob, not %d of %d", errBadIndex, index.Name(), cs, bs, chunkSize, size)
@@ -149,7 +154,7 @@ func createBlobFile(tmp, dir string, dg digest.Digest, chunkSize, size int64) (*
 	defer os.RemoveAll(work) // left only when the move failed
 	head := make([]byte, indexHeader)
 	copy(head, indexMagic)
-	binary.LittleEndian.PutUint32(head[8:], 1)
+	binary.LittleEndian.PutUint32(head[8:], indexVersion)
 	binary.LittleEndian.PutUint64(head[16:], uint64(chunkSize))
 	binary.LittleEndian.PutUint64(head[24:], uint64(size))
 	if err := writeAllocated(filepath.Join(work, "index"), head, indexSize(size, chunkSize)); err != nil {
@@ -219,6 +224,12 @@ func (b *blobFile) lastUse(i int64) *atomic.Int64 {
 
 func (b *blobFile) flags() *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&b.idx[12]))
+}
+
+// verifiedMtime is the data file's mtime when the blob was verified: a
+// file changed since (someone wrote to it) is not handed to the kernel.
+func (b *blobFile) verifiedMtime() *atomic.Int64 {
+	return (*atomic.Int64)(unsafe.Pointer(&b.idx[32]))
 }
 
 const (

@@ -408,7 +408,7 @@ func (d *Disk) write(b *blobFile, k Key, data []byte) error {
 func (d *Disk) reserve(n int64) error {
 	for evicted := false; ; {
 		u := d.usage.used()
-		if u+n <= d.limit || evicted {
+		if u+n <= d.limit+d.usage.pinned() || evicted {
 			if d.usage.counter().CompareAndSwap(u, u+n) {
 				return nil
 			}

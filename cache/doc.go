@@ -12,6 +12,8 @@
 // lock that dies with its holder, one usage counter bounds them all
 // (usage.go), and any process may evict the least recently used chunks
 // (evict.go). A complete blob can be handed to a check and marked verified
-// for every process (mark.go); what the check is, cache does not know. The rules for
+// for every process (mark.go); what the check is, cache does not know. A
+// verified blob's data file can be opened pinned (pin.go), for the kernel
+// to read directly: no process evicts it while the kernel holds it. The rules for
 // directories another user could change are in trust.go.
 package cache

@@ -44,7 +44,7 @@ func (d *Disk) evict(room int64) error {
 		d.log.Warn("disk cache eviction lock held for too long; writing without evicting", "lock", lf.Name(), "waited", evictLockWait)
 		return nil
 	}
-	if room > 0 && d.usage.used()+room <= d.limit {
+	if room > 0 && d.usage.used()+room <= d.limit+d.usage.pinned() {
 		return nil // another process made room meanwhile
 	}
 
@@ -54,46 +54,75 @@ func (d *Disk) evict(room int64) error {
 		lastUse int64
 	}
 	var cands []cand
-	var total int64
+	var total, pinned int64
 	blobs, closeAll := d.allBlobs()
 	defer closeAll()
 	for _, b := range blobs {
-		n := int64(0)
+		n, bytes := int64(0), int64(0)
+		isPinned := b.pinned()
 		for i := range b.chunks {
 			switch s := b.state(i).Load(); {
 			case present(s):
 				n++
-				total += b.chunkLen(i)
-				cands = append(cands, cand{b, i, b.lastUse(i).Load()})
+				bytes += b.chunkLen(i)
+				if !isPinned {
+					cands = append(cands, cand{b, i, b.lastUse(i).Load()})
+				}
 			case writing(s) && d.stillWriting(b, i, s):
 				n++
-				total += b.chunkLen(i)
+				bytes += b.chunkLen(i)
 			}
+		}
+		total += bytes
+		if isPinned {
+			pinned += bytes
 		}
 		if n == 0 {
 			d.removeIfUnused(b)
 		}
 	}
 	d.usage.set(total)
-	target := d.limit - room
-	if room > 0 || total > d.limit {
+	d.usage.setPinned(pinned)
+	// Pinned blobs stay whatever the limit says: the others are held to
+	// the limit on top of them, not evicted to make up for them.
+	limit := d.limit + pinned
+	target := limit - room
+	if room > 0 || total > limit {
 		target -= d.evictSlack()
 	}
 	if total <= target {
 		return nil
 	}
 	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.lastUse, b.lastUse) })
+	// Each blob evicted from is held against pins until the pass ends; one
+	// pinned since the count above is skipped.
+	held := map[*blobFile]bool{}
+	defer func() {
+		for b, ok := range held {
+			if ok {
+				b.releasePins()
+			}
+		}
+	}()
 	evicted := 0
 	for _, c := range cands {
 		if total <= target {
 			break
+		}
+		ok, seen := held[c.b]
+		if !seen {
+			ok = c.b.holdPins()
+			held[c.b] = ok
+		}
+		if !ok {
+			continue
 		}
 		if n := d.evictChunk(c.b, c.i); n > 0 {
 			total -= n
 			evicted++
 		}
 	}
-	d.log.Debug("disk cache eviction", "evicted", evicted, "bytes", total, "limit", d.limit)
+	d.log.Debug("disk cache eviction", "evicted", evicted, "bytes", total, "limit", d.limit, "pinned", pinned)
 	return nil
 }
 

@@ -60,18 +60,24 @@ func (d *Disk) Verify(dg digest.Digest, n int64, check func(r io.Reader) error) 
 	if !ok {
 		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
+	mtime, err := b.mtime()
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", dg, err)
+	}
 	if err := check(io.NewSectionReader(b.data, 0, b.size)); err != nil {
 		if !b.unchanged(before) {
 			return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 		}
 		return err
 	}
-	if !b.unchanged(before) {
+	if after, err := b.mtime(); err != nil || after != mtime || !b.unchanged(before) {
 		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
 	// The mark goes first and stays only if no chunk changed: an eviction
 	// changes its slot before it clears the mark, so either this check
-	// sees the change or that clearing comes after this mark.
+	// sees the change or that clearing comes after this mark. The mtime
+	// of the bytes checked goes with it (pin.go).
+	b.verifiedMtime().Store(mtime)
 	b.setVerified(true)
 	if !b.unchanged(before) {
 		b.setVerified(false)
@@ -102,13 +108,15 @@ func (b *blobFile) unchanged(before []uint64) bool {
 	return true
 }
 
-// Drop evicts every chunk of blob dg, for a blob known to be corrupt.
+// Drop evicts every chunk of blob dg, for a blob known to be corrupt, and
+// clears its verified mark.
 func (d *Disk) Drop(dg digest.Digest) {
 	if !d.enter() {
 		return
 	}
 	defer d.life.RUnlock()
 	if b, err := d.blob(dg, 0, false); err == nil && b != nil {
+		b.setVerified(false)
 		d.drop(b)
 	}
 }
@@ -132,13 +140,20 @@ func (d *Disk) drop(b *blobFile) {
 }
 
 // Remove evicts chunk k, for a chunk whose bytes failed a check: it is
-// fetched again by whoever reads it next.
+// fetched again by whoever reads it next. Its blob's verified mark goes.
 func (d *Disk) Remove(k Key) {
 	if !d.enter() {
 		return
 	}
 	defer d.life.RUnlock()
-	if b, err := d.blob(k.Digest, 0, false); err == nil && b != nil && k.Index >= 0 && k.Index < b.chunks {
+	b, err := d.blob(k.Digest, 0, false)
+	if err != nil || b == nil {
+		return
+	}
+	// The mark goes even when the chunk is held by a fetcher: the blob is
+	// no longer what was verified, and must not be handed to the kernel.
+	b.setVerified(false)
+	if k.Index >= 0 && k.Index < b.chunks {
 		d.evictChunk(b, k.Index)
 	}
 }

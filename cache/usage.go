@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -17,7 +18,12 @@ import (
 // directory, one counter that every process maps shared (root/usage) and
 // changes atomically: before writing a chunk, and after evicting one. A
 // process killed in between leaves it off by a chunk; every eviction pass
-// counts afresh and stores the true figure.
+// counts afresh and stores the true figure. Beside it, at offset 16, the
+// bytes of pinned blobs (pin.go) the last pass found, and at 24 when (Unix
+// nanoseconds): for pinsFresh after that pass they are allowed on top of
+// the limit, so that writers do not start a pass for every chunk while a
+// pinned blob keeps the cache over it, and a pin gone stops counting soon
+// (an older osimagefs leaves both 0).
 type usage struct {
 	f   *os.File
 	mem []byte
@@ -73,8 +79,30 @@ func openUsage(root, tmp string) (u *usage, fresh bool, err error) {
 }
 
 func (u *usage) counter() *atomic.Int64 { return (*atomic.Int64)(unsafe.Pointer(&u.mem[8])) }
+func (u *usage) pins() *atomic.Int64    { return (*atomic.Int64)(unsafe.Pointer(&u.mem[16])) }
+func (u *usage) pinsAt() *atomic.Int64  { return (*atomic.Int64)(unsafe.Pointer(&u.mem[24])) }
 
 func (u *usage) used() int64 { return u.counter().Load() }
 func (u *usage) add(n int64) { u.counter().Add(n) }
 func (u *usage) set(n int64) { u.counter().Store(n) }
-func (u *usage) close()      { _ = unix.Munmap(u.mem); u.f.Close() }
+
+// pinsFresh is how long the pinned bytes an eviction pass found are
+// taken as still pinned: while pins keep the cache over its limit, writers
+// start a pass about this often.
+const pinsFresh = time.Second
+
+// pinned is the bytes of pinned blobs the last eviction pass found, 0 once
+// that pass is older than pinsFresh.
+func (u *usage) pinned() int64 {
+	if time.Since(time.Unix(0, u.pinsAt().Load())) > pinsFresh {
+		return 0
+	}
+	return max(0, u.pins().Load())
+}
+
+// setPinned stores what a pass found pinned.
+func (u *usage) setPinned(n int64) {
+	u.pins().Store(n)
+	u.pinsAt().Store(time.Now().UnixNano())
+}
+func (u *usage) close() { _ = unix.Munmap(u.mem); u.f.Close() }

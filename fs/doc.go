@@ -4,7 +4,9 @@
 // fetch. Layer files read through a BlobReader (a lazy.Blob); documents are
 // served from memory. Content is addressed by digest and never changes, so
 // opens keep the kernel's page cache (FOPEN_KEEP_CACHE) and entries and
-// attributes are cached for a long time.
+// attributes are cached for a long time. A layer complete and verified in
+// the disk cache is handed to the kernel, which reads the cache file itself
+// (FUSE passthrough, passthrough.go).
 //
 // Errors become errno values in one place, errno.go, which also logs them
 // once with the path, digest and offset.

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"io"
+	"os"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -18,6 +19,7 @@ type fileNode struct {
 	root *Root
 	file image.File
 	blob BlobReader
+	mode mode // open files of a layer, by kind (passthrough.go)
 }
 
 var (
@@ -48,15 +50,69 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if n.blob == nil {
 		return nil, fuse.FOPEN_KEEP_CACHE, 0
 	}
-	return &handle{ra: newReadahead(n.root.opts.ReadAhead)}, fuse.FOPEN_KEEP_CACHE, 0
+	return n.openLayer(), fuse.FOPEN_KEEP_CACHE, 0
 }
 
-// handle is an open layer file: it tracks the reader's access pattern.
+// openLayer opens a layer: handed to the kernel when its blob can be
+// (passthrough.go) and no open of it is served by the daemon, or when
+// other opens of it were handed over already; else served by the daemon.
+func (n *fileNode) openLayer() gofs.FileHandle {
+	h := handle{node: n, ra: newReadahead(n.root.opts.ReadAhead)}
+	pt := &n.root.pt
+	n.mode.mu.Lock()
+	defer n.mode.mu.Unlock()
+	if n.mode.cached == 0 {
+		var f *os.File
+		if n.mode.passed == 0 {
+			f = pt.open(n.file.Digest)
+		}
+		if f != nil || n.mode.passed > 0 {
+			n.mode.passed++
+			if pt.on.Load() {
+				n.root.opts.Observer.PassthroughOpened(n.file)
+			}
+			return &passHandle{handle: h, file: f}
+		}
+	}
+	n.mode.cached++
+	return &h
+}
+
+// handle is an open layer file served by the daemon: it tracks the
+// reader's access pattern.
 type handle struct {
-	ra *readahead
+	node *fileNode
+	ra   *readahead
+}
+
+var (
+	_ gofs.FileReleaser        = (*handle)(nil)
+	_ gofs.FileReleaser        = (*passHandle)(nil)
+	_ gofs.FilePassthroughFder = (*passHandle)(nil)
+)
+
+// Release counts the open gone.
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.node.mode.mu.Lock()
+	h.node.mode.cached--
+	h.node.mode.mu.Unlock()
+	return 0
+}
+
+// Release counts the open gone and closes the daemon's copy of the pinned
+// file; the pin stays while the kernel holds the file.
+func (h *passHandle) Release(ctx context.Context) syscall.Errno {
+	h.node.mode.mu.Lock()
+	h.node.mode.passed--
+	h.node.mode.mu.Unlock()
+	if h.file != nil {
+		h.file.Close()
+	}
+	return 0
 }
 
 func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n.root.opts.Observer.ReadRequest(n.file)
 	if n.blob == nil {
 		data := n.file.Data
 		if off >= int64(len(data)) {
@@ -66,7 +122,17 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 		n.root.opts.Observer.Served(n.file, len(part))
 		return fuse.ReadResultData(part), 0
 	}
-	if h, ok := fh.(*handle); ok {
+	var h *handle
+	switch fh := fh.(type) {
+	case *handle:
+		h = fh
+	case *passHandle:
+		h = &fh.handle
+		if fh.handed.Load() {
+			n.root.pt.refuse("the kernel sent a READ for a file handed to it", nil)
+		}
+	}
+	if h != nil {
 		if pf, ok := n.blob.(Prefetcher); ok {
 			if from, size := h.ra.advance(off, int64(len(dest))); size > 0 {
 				pf.Prefetch(from, size)

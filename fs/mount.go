@@ -58,8 +58,9 @@ func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 			// Files answer the user.osimagefs.* attributes (xattr.go);
 			// security labels and ACLs are answered "none" by go-fuse.
 			IgnoreSecurityLabels: true,
-			// Replies are bytes in memory, never file descriptors, so
-			// there is nothing to splice; and go-fuse's attempt fails
+			// Replies are bytes in memory, never file descriptors (the
+			// kernel reads passed-through files itself), so there is
+			// nothing to splice; and go-fuse's attempt fails
 			// (and logs "trySplice: ... max pipe size") on every 1 MiB
 			// read, because header plus data exceed the 1 MiB pipe.
 			DisableSplice: true,
@@ -72,6 +73,7 @@ func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 	if err != nil {
 		return nil, hostFUSE().explain(dir, err)
 	}
+	root.pt.probe(srv)
 	if err := setKernelReadAhead(dir, kernelReadAhead); err != nil {
 		root.log.Debug("kernel read-ahead left at its default", "err", err)
 	}

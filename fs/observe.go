@@ -9,6 +9,11 @@ type Observer interface {
 	Served(f image.File, n int)
 	// ReadFailed: a read of f failed with EIO because of err.
 	ReadFailed(f image.File, err error)
+	// ReadRequest: the daemon got a READ of f.
+	ReadRequest(f image.File)
+	// PassthroughOpened: an open of f was handed to the kernel, which
+	// reads it from the disk cache itself (no READ comes for it).
+	PassthroughOpened(f image.File)
 }
 
 // silent is the Observer of a Root without one.
@@ -16,3 +21,5 @@ type silent struct{}
 
 func (silent) Served(image.File, int)       {}
 func (silent) ReadFailed(image.File, error) {}
+func (silent) ReadRequest(image.File)       {}
+func (silent) PassthroughOpened(image.File) {}

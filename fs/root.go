@@ -41,6 +41,10 @@ type Options struct {
 	// Status, if set, is the value of the root's user.osimagefs.status
 	// attribute, made when asked.
 	Status func() []byte
+	// Passthrough, if set, gives the cache files the kernel may read
+	// complete, verified layers from itself (passthrough.go); nil: every
+	// read goes through the daemon.
+	Passthrough Backing
 }
 
 // Root is the root directory of a mounted image.
@@ -55,6 +59,7 @@ type Root struct {
 
 	failLog *failLog
 	now     func() time.Time // the failure log's clock
+	pt      passthrough
 
 	byDigest map[digest.Digest][]*fileNode // layer files, written by OnAdd only
 }
@@ -82,7 +87,7 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 		opts.Observer = silent{}
 	}
 	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now(),
-		failLog: newFailLog(failLogInterval), now: time.Now}
+		failLog: newFailLog(failLogInterval), now: time.Now, pt: passthrough{backing: opts.Passthrough, log: log}}
 }
 
 // OnAdd builds the whole tree once, with persistent inodes.

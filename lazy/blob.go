@@ -56,10 +56,14 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 			return 0, err
 		}
 	} else {
+		// Chunks in memory are copied here; only the others need a
+		// goroutine each, so that they are fetched in parallel.
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(b.f.opts.Parallel)
 		for i := first; i <= last; i++ {
-			g.Go(func() error { return b.readChunk(gctx, p[:n], off, i) })
+			if !b.fromMemory(p[:n], off, i) {
+				g.Go(func() error { return b.readMissing(gctx, p[:n], off, i) })
+			}
 		}
 		if err := g.Wait(); err != nil {
 			b.gaveUp(ctx, err, first, last)
@@ -85,23 +89,44 @@ func (b *Blob) gaveUp(ctx context.Context, err error, first, last int64) {
 	}
 }
 
-// readChunk fills the part of p (which holds the bytes at off) that chunk
-// i covers.
-func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
+// part returns the part of p (which holds the bytes at off) that chunk i
+// covers, and where it starts in the chunk.
+func (b *Blob) part(p []byte, off, i int64) (dst []byte, inChunk int64) {
 	cs := b.f.opts.ChunkSize
 	cOff := i * cs
 	lo := max(off, cOff)
 	hi := min(off+int64(len(p)), cOff+cs)
-	dst := p[lo-off : hi-off]
-	k := cache.Key{Digest: b.digest, Index: i}
-	c, ok := b.f.cache.Get(k)
+	return p[lo-off : hi-off], lo - cOff
+}
+
+// fromMemory fills the part of p that chunk i covers from the memory
+// cache, if the chunk is there.
+func (b *Blob) fromMemory(p []byte, off, i int64) bool {
+	c, ok := b.f.cache.Get(cache.Key{Digest: b.digest, Index: i})
 	b.f.opts.Observer.Lookup(TierMemory, ok)
 	if ok {
-		copy(dst, c[lo-cOff:])
+		dst, at := b.part(p, off, i)
+		copy(dst, c[at:])
+	}
+	return ok
+}
+
+// readChunk fills the part of p (which holds the bytes at off) that chunk
+// i covers: from memory, from disk, or fetched.
+func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
+	if b.fromMemory(p, off, i) {
 		return nil
 	}
+	return b.readMissing(ctx, p, off, i)
+}
+
+// readMissing is readChunk for a chunk not in memory.
+func (b *Blob) readMissing(ctx context.Context, p []byte, off, i int64) error {
+	cs := b.f.opts.ChunkSize
+	dst, at := b.part(p, off, i)
+	k := cache.Key{Digest: b.digest, Index: i}
 	if b.f.opts.Disk != nil {
-		ok := b.f.readDiskChecked(k, b.size, dst, lo-cOff)
+		ok := b.f.readDiskChecked(k, b.size, dst, at)
 		b.f.opts.Observer.Lookup(TierDisk, ok)
 		if ok {
 			b.checkOnce.Do(func() {
@@ -116,9 +141,9 @@ func (b *Blob) readChunk(ctx context.Context, p []byte, off, i int64) error {
 	if err != nil {
 		return err
 	}
-	if int64(len(c)) < hi-cOff {
-		return fmt.Errorf("read %s: chunk %d holds %d bytes, want %d", b.digest, i, len(c), hi-cOff)
+	if int64(len(c)) < at+int64(len(dst)) {
+		return fmt.Errorf("read %s: chunk %d holds %d bytes, want %d", b.digest, i, len(c), at+int64(len(dst)))
 	}
-	copy(dst, c[lo-cOff:])
+	copy(dst, c[at:])
 	return nil
 }

@@ -31,6 +31,8 @@ type Metrics struct {
 	cacheHits      [2]prometheus.Counter // by tier: memory, disk
 	cacheMisses    [2]prometheus.Counter
 	served         *prometheus.CounterVec
+	readRequests   *prometheus.CounterVec
+	passOpens      *prometheus.CounterVec
 	eio            *prometheus.CounterVec
 	readAhead      *prometheus.CounterVec
 	prefetch       *prometheus.CounterVec
@@ -62,6 +64,8 @@ func New(disk DiskUsage) *Metrics {
 	m.fetchFailures = counter("fetch_failures_total", "Requests for layer bytes that failed after their retries.", "registry", "role")
 	m.retries = counter("fetch_retries_total", "Attempts retried after a transient failure (any request to the registry).", "registry")
 	m.served = counter("served_bytes_total", "Bytes served to readers through FUSE (reads the kernel's page cache answers are not seen).", "role")
+	m.readRequests = counter("read_requests_total", "FUSE READ requests the daemon served (none come for files the kernel reads itself by passthrough).", "role")
+	m.passOpens = counter("passthrough_opens_total", "Opens of layers handed to the kernel, which reads them straight from the disk cache (FUSE passthrough).", "role")
 	m.eio = counter("eio_total", "Reads that failed with EIO, by cause.", "cause")
 	m.readAhead = counter("readahead_bytes_total", "Layer bytes sent for fetching ahead of a sequential reader.", "role")
 	m.prefetch = counter("prefetch_bytes_total", "Layer bytes sent for fetching by --prefetch.", "role")
@@ -115,6 +119,8 @@ func (m *Metrics) SetImage(registry, repository string, tree *image.Tree) {
 		m.fetchRequests.WithLabelValues(registry, r)
 		m.fetchFailures.WithLabelValues(registry, r)
 		m.served.WithLabelValues(r)
+		m.readRequests.WithLabelValues(r)
+		m.passOpens.WithLabelValues(r)
 		m.readAhead.WithLabelValues(r)
 		m.prefetch.WithLabelValues(r)
 	}

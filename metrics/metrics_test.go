@@ -48,6 +48,10 @@ func TestLabels(t *testing.T) {
 	m.Ahead(dk, lazy.AheadFill, 9)
 	m.Retried("registry.example:5000", errors.New("503"))
 	m.ReadFailed(tree.Files[1], fmt.Errorf("read: %w", &blobstore.StatusError{Code: 503}))
+	m.ReadRequest(tree.Files[0])
+	m.ReadRequest(tree.Files[0])
+	m.ReadRequest(tree.Files[3])
+	m.PassthroughOpened(tree.Files[1])
 
 	for _, c := range []struct {
 		got  float64
@@ -66,6 +70,11 @@ func TestLabels(t *testing.T) {
 		{testutil.ToFloat64(m.readAhead.WithLabelValues("disk")), 4, "read-ahead"},
 		{testutil.ToFloat64(m.prefetch.WithLabelValues("kernel")), 9, "prefetch"},
 		{testutil.ToFloat64(m.eio.WithLabelValues(CauseHTTPStatus)), 1, "EIO http_status"},
+		{testutil.ToFloat64(m.readRequests.WithLabelValues("kernel")), 2, "kernel READs"},
+		{testutil.ToFloat64(m.readRequests.WithLabelValues("other")), 1, "document READs"},
+		{testutil.ToFloat64(m.readRequests.WithLabelValues("disk")), 0, "disk READs"},
+		{testutil.ToFloat64(m.passOpens.WithLabelValues("disk")), 1, "disk passthrough opens"},
+		{testutil.ToFloat64(m.passOpens.WithLabelValues("kernel")), 0, "kernel passthrough opens"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)

@@ -70,6 +70,16 @@ func (m *Metrics) Served(f image.File, n int) {
 	m.totals.served.Add(int64(n))
 }
 
+// ReadRequest counts a READ the daemon got (fs.Observer).
+func (m *Metrics) ReadRequest(f image.File) {
+	m.readRequests.WithLabelValues(roleLabel(f.Role)).Inc()
+}
+
+// PassthroughOpened counts an open handed to the kernel (fs.Observer).
+func (m *Metrics) PassthroughOpened(f image.File) {
+	m.passOpens.WithLabelValues(roleLabel(f.Role)).Inc()
+}
+
 // ReadFailed counts a read that failed with EIO, by cause (fs.Observer).
 func (m *Metrics) ReadFailed(f image.File, err error) {
 	m.eio.WithLabelValues(Cause(err)).Inc()

@@ -34,6 +34,7 @@ type mountFlags struct {
 	prefetch    string
 	metricsAddr string
 	verify      string
+	passthrough bool
 	host        hostFlags
 }
 
@@ -111,6 +112,7 @@ signalled with sd_notify.`,
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsAddrHelp)
 	registerVerify(fl, &f.verify)
 	fl.StringVar(&f.prefetch, "prefetch", "small", prefetchHelp)
+	fl.BoolVar(&f.passthrough, "passthrough", true, passthroughHelp)
 	f.host.register(fl)
 	return c
 }
@@ -196,9 +198,17 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	} else {
 		log.Debug("memory limit left to GOMEMLIMIT", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"))
 	}
-	mem, err := cache.NewMemory(max(int64(f.chunkSize), int64(f.memoryCache)-inflight), int64(f.chunkSize))
+	lru := max(int64(f.chunkSize), int64(f.memoryCache)-inflight)
+	mem, err := cache.NewMemory(lru, int64(f.chunkSize))
 	if err != nil {
 		return usageError{err}
+	}
+	// Without a disk cache what is fetched ahead waits in the LRU for its
+	// reader: a window larger than half of it would be evicted unread.
+	readAhead := int64(f.readAhead)
+	if disk == nil && readAhead > lru/2 {
+		readAhead = lru / 2
+		log.Info("read-ahead window reduced to half the memory left for the LRU (raise --memory-cache for more)", "read-ahead", readAhead, "lru", lru)
 	}
 	// A blob that fails verification is dropped from the kernel's page
 	// cache too; the root exists only once the fetcher does.
@@ -227,9 +237,13 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	}
 	defer fetcher.Close()
 
+	fopts := osfs.Options{Logger: log, ReadAhead: readAhead, Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served)}
+	if f.passthrough && disk != nil {
+		fopts.Passthrough = disk
+	}
 	root := osfs.NewRoot(tree, func(d digest.Digest, size int64) osfs.BlobReader {
 		return timeoutReader{fetcher.Blob(d, size), f.readTimeout}
-	}, osfs.Options{Logger: log, ReadAhead: int64(f.readAhead), Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served)})
+	}, fopts)
 	served.Store(root)
 	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: ref})
 	if err != nil {
@@ -263,6 +277,12 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	log.Info("unmounted", "mountpoint", dir)
 	return nil
 }
+
+// passthroughHelp is the help of --passthrough.
+const passthroughHelp = "let the kernel read a layer straight from the disk cache (FUSE passthrough: no daemon CPU, local-file speed) " +
+	"once it is complete there and verified against its digest; the file stays pinned in the cache while open. " +
+	"Falls back to reads through the daemon, with one warning, where the kernel refuses (before Linux 6.9, not root, " +
+	"a cache on a stacked filesystem), and for a file already open through the daemon"
 
 // timeoutReader bounds every read by the read timeout, so a reader never
 // waits forever whatever the network does.

@@ -49,6 +49,8 @@ func TestApplyMountOptions(t *testing.T) {
 	}{
 		{name: "bool bare", opts: []string{"plain-http"}, want: map[string]string{"plain-http": "true"}},
 		{name: "bool false", opts: []string{"plain-http=false"}, want: map[string]string{"plain-http": "false"}},
+		{name: "passthrough on by default", opts: []string{"plain-http"}, want: map[string]string{"passthrough": "true"}},
+		{name: "passthrough off", opts: []string{"passthrough=false"}, want: map[string]string{"passthrough": "false"}},
 		{name: "size", opts: []string{"cache-size=20GiB"}, want: map[string]string{"cache-size": "20GiB"}},
 		{name: "several in one", opts: []string{"plain-http,cache-size=20GiB,allow_other,parallel=4"},
 			want: map[string]string{"plain-http": "true", "cache-size": "20GiB", "allow-other": "true", "parallel": "4"}},
