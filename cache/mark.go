@@ -23,8 +23,7 @@ func (d *Disk) NeedsVerify(dg digest.Digest, n int64) bool {
 	if err != nil || b == nil || b.chunks != n || b.verified() {
 		return false
 	}
-	_, ok := b.states()
-	return ok
+	return b.complete()
 }
 
 // Verified reports whether blob dg is complete on disk and marked
@@ -84,6 +83,18 @@ func (d *Disk) Verify(dg digest.Digest, n int64, check func(r io.Reader) error) 
 		return fmt.Errorf("verify %s: %w", dg, ErrIncomplete)
 	}
 	return nil
+}
+
+// complete reports whether every chunk is present. It looks from the last
+// chunk back and allocates nothing: it runs after every chunk written, and
+// a blob filled from the start misses its last chunks until the end.
+func (b *blobFile) complete() bool {
+	for i := b.chunks - 1; i >= 0; i-- {
+		if !present(b.state(i).Load()) {
+			return false
+		}
+	}
+	return true
 }
 
 // states returns the state of every chunk, and whether all are present.
