@@ -20,6 +20,10 @@ type slots struct {
 	busy     int // slots held
 	bgBusy   int // of which by background fetches
 	queue    []*slotWaiter
+	// queued holds, by hurry channel, what to call once a background
+	// fetch promoted through that channel has joined the queue (Replay
+	// uses it to queue its runs in order).
+	queued map[<-chan struct{}]func()
 }
 
 // slotWaiter is one fetch waiting for a slot.
@@ -45,7 +49,12 @@ func (s *slots) acquire(ctx context.Context, demand bool, hurry <-chan struct{})
 	s.mu.Lock()
 	s.queue = append(s.queue, w)
 	s.dispatch()
+	notify := s.queued[hurry]
+	delete(s.queued, hurry)
 	s.mu.Unlock()
+	if notify != nil {
+		notify()
+	}
 	if demand {
 		hurry = nil
 	}
@@ -76,6 +85,24 @@ func (s *slots) acquire(ctx context.Context, demand bool, hurry <-chan struct{})
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// onQueued calls fn once a background fetch promoted through hurry has
+// joined the queue (or been granted a slot at once). Forget removes it.
+func (s *slots) onQueued(hurry <-chan struct{}, fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queued == nil {
+		s.queued = map[<-chan struct{}]func(){}
+	}
+	s.queued[hurry] = fn
+}
+
+// forget drops what onQueued registered for hurry, if it was not called.
+func (s *slots) forget(hurry <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.queued, hurry)
 }
 
 func (s *slots) release(w *slotWaiter) {

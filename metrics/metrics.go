@@ -36,6 +36,7 @@ type Metrics struct {
 	eio            *prometheus.CounterVec
 	readAhead      *prometheus.CounterVec
 	prefetch       *prometheus.CounterVec
+	replay         *prometheus.CounterVec
 	verifyFailures prometheus.Counter
 	info           *prometheus.GaugeVec
 
@@ -69,6 +70,7 @@ func New(disk DiskUsage) *Metrics {
 	m.eio = counter("eio_total", "Reads that failed with EIO, by cause.", "cause")
 	m.readAhead = counter("readahead_bytes_total", "Layer bytes sent for fetching ahead of a sequential reader.", "role")
 	m.prefetch = counter("prefetch_bytes_total", "Layer bytes sent for fetching by --prefetch.", "role")
+	m.replay = counter("profile_replay_bytes_total", "Layer bytes sent for fetching by the replay of a boot profile (--prefetch auto).", "role")
 	hits := counter("cache_hits_total", "Chunk lookups of readers answered by a cache tier.", "cache")
 	misses := counter("cache_misses_total", "Chunk lookups of readers a cache tier could not answer.", "cache")
 	for i, tier := range []lazy.Tier{lazy.TierMemory, lazy.TierDisk} {
@@ -123,6 +125,7 @@ func (m *Metrics) SetImage(registry, repository string, tree *image.Tree) {
 		m.passOpens.WithLabelValues(r)
 		m.readAhead.WithLabelValues(r)
 		m.prefetch.WithLabelValues(r)
+		m.replay.WithLabelValues(r)
 	}
 	m.retries.WithLabelValues(registry)
 	m.info.WithLabelValues(registry, repository, tree.Digest.String()).Set(1)

@@ -46,6 +46,7 @@ func TestLabels(t *testing.T) {
 	m.Lookup(lazy.TierDisk, true)
 	m.Ahead(dd, lazy.AheadReadAhead, 4)
 	m.Ahead(dk, lazy.AheadFill, 9)
+	m.Ahead(dd, lazy.AheadReplay, 13)
 	m.Retried("registry.example:5000", errors.New("503"))
 	m.ReadFailed(tree.Files[1], fmt.Errorf("read: %w", &blobstore.StatusError{Code: 503}))
 	m.ReadRequest(tree.Files[0])
@@ -69,6 +70,8 @@ func TestLabels(t *testing.T) {
 		{testutil.ToFloat64(m.cacheHits[1]), 1, "disk hits"},
 		{testutil.ToFloat64(m.readAhead.WithLabelValues("disk")), 4, "read-ahead"},
 		{testutil.ToFloat64(m.prefetch.WithLabelValues("kernel")), 9, "prefetch"},
+		{testutil.ToFloat64(m.replay.WithLabelValues("disk")), 13, "profile replay"},
+		{testutil.ToFloat64(m.prefetch.WithLabelValues("disk")), 0, "replay is not prefetch"},
 		{testutil.ToFloat64(m.eio.WithLabelValues(CauseHTTPStatus)), 1, "EIO http_status"},
 		{testutil.ToFloat64(m.readRequests.WithLabelValues("kernel")), 2, "kernel READs"},
 		{testutil.ToFloat64(m.readRequests.WithLabelValues("other")), 1, "document READs"},

@@ -54,6 +54,8 @@ func (m *Metrics) Ahead(d digest.Digest, why lazy.AheadKind, bytes int64) {
 		m.readAhead.WithLabelValues(role).Add(float64(bytes))
 	case lazy.AheadFill:
 		m.prefetch.WithLabelValues(role).Add(float64(bytes))
+	case lazy.AheadReplay:
+		m.replay.WithLabelValues(role).Add(float64(bytes))
 	}
 }
 

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -28,21 +26,16 @@ type AttachOptions struct {
 	// chunk-table referrer.
 	Force bool
 
-	PlainHTTP bool
-	Insecure  bool
-	CAFile    string
-	Keychain  authn.Keychain
-	Transport http.RoundTripper
-	UserAgent string
-	Logger    *slog.Logger
+	// Connection is how to reach the registry.
+	Connection
+	Logger *slog.Logger
 	// Progress observes each layer as it streams (StepIndex); Blob.Path
 	// is the layer's path in the mounted tree. Never called concurrently.
 	Progress Progress
 }
 
 func (o AttachOptions) options() Options {
-	return Options{PlainHTTP: o.PlainHTTP, Insecure: o.Insecure, CAFile: o.CAFile, Keychain: o.Keychain,
-		Transport: o.Transport, UserAgent: o.UserAgent, Logger: o.Logger}
+	return Options{Connection: o.Connection, Logger: o.Logger}
 }
 
 // Attached is what AttachTables did for one image manifest.
@@ -79,8 +72,7 @@ type plan struct {
 // anything is published.
 func AttachTables(ctx context.Context, o AttachOptions) ([]Attached, error) {
 	log := o.options().logger()
-	store, err := blobstore.Open(ctx, o.Reference, blobstore.Options{PlainHTTP: o.PlainHTTP, Insecure: o.Insecure, CAFile: o.CAFile,
-		Keychain: o.Keychain, Transport: o.Transport, UserAgent: o.UserAgent, Logger: o.Logger})
+	store, err := blobstore.Open(ctx, o.Reference, o.StoreOptions(o.Logger))
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +146,7 @@ func AttachTables(ctx context.Context, o AttachOptions) ([]Attached, error) {
 				return nil, err
 			}
 		}
-		if out[i].Referrer, err = pusher.publish(ctx, p.subject, p.tables); err != nil {
+		if out[i].Referrer, err = pusher.publish(ctx, p.subject, chunkTablesArtifact, tableBlobs(p.tables), nil); err != nil {
 			return nil, err
 		}
 		log.Debug("published chunk-table referrer", "manifest", p.subject.Digest, "referrer", out[i].Referrer, "tables", len(p.tables))

@@ -80,7 +80,7 @@ func attach(t *testing.T, ref string, force bool) ([]Attached, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	return AttachTables(ctx, AttachOptions{Reference: ref, PlainHTTP: true, Force: force})
+	return AttachTables(ctx, AttachOptions{Reference: ref, Connection: Connection{PlainHTTP: true}, Force: force})
 }
 
 // findTables resolves ref and looks its tables up as a mount does.

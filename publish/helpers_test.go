@@ -209,8 +209,7 @@ func (e env) options(tag, arch string, files Files) Options {
 		Reference:    e.reg.Host() + "/" + e.cl.repo + ":" + tag,
 		Architecture: arch,
 		Files:        files,
-		PlainHTTP:    true, // the test registry speaks plain HTTP
-		Transport:    e.ct,
+		Connection:   Connection{PlainHTTP: true, Transport: e.ct}, // the test registry speaks plain HTTP
 	}
 }
 

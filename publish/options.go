@@ -2,11 +2,8 @@ package publish
 
 import (
 	"log/slog"
-	"net/http"
 	"path"
 	"strings"
-
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/osimagefs/osimagefs/image"
 )
@@ -58,25 +55,8 @@ type Options struct {
 	// Reference yet) the tag gets an index of this one platform.
 	AddToIndex bool
 
-	// PlainHTTP talks plain HTTP to the registry and allows it to hosts it
-	// redirects to (only the first contact tries HTTPS before HTTP).
-	// Without it every
-	// plain-HTTP request, loopback and private addresses included, is
-	// refused with a *blobstore.PlainHTTPError.
-	PlainHTTP bool
-	// Insecure skips TLS certificate verification.
-	Insecure bool
-	// CAFile adds the PEM certificates in this file to the trusted roots.
-	CAFile string
-	// Keychain supplies credentials; nil means authn.DefaultKeychain
-	// (~/.docker/config.json, $DOCKER_CONFIG, credential helpers).
-	Keychain authn.Keychain
-	// Transport is the base HTTP transport; nil means a clone of
-	// http.DefaultTransport with the TLS settings above. Tests use it to
-	// observe requests.
-	Transport http.RoundTripper
-	// UserAgent is sent with every request; "" means "osimagefs".
-	UserAgent string
+	// Connection is how to reach the registry.
+	Connection
 
 	// Logger receives debug lines about what is done; nil is silent.
 	Logger *slog.Logger
@@ -149,20 +129,6 @@ func (o Options) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return o.Logger
-}
-
-func (o Options) userAgent() string {
-	if o.UserAgent == "" {
-		return "osimagefs"
-	}
-	return o.UserAgent
-}
-
-func (o Options) keychain() authn.Keychain {
-	if o.Keychain == nil {
-		return authn.DefaultKeychain
-	}
-	return o.Keychain
 }
 
 // validate checks everything that does not need the file system or the

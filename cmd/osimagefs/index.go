@@ -70,13 +70,11 @@ func runIndex(cmd *cobra.Command, g *globalFlags, rf *remoteFlags, ref string, f
 		return err
 	}
 	opts := publish.AttachOptions{
-		Reference: ref,
-		Platforms: platforms,
-		Force:     force,
-		PlainHTTP: rf.plainHTTP,
-		Insecure:  rf.insecure,
-		CAFile:    rf.caFile,
-		Logger:    log,
+		Reference:  ref,
+		Platforms:  platforms,
+		Force:      force,
+		Connection: rf.connection(),
+		Logger:     log,
 	}
 	if stderr := cmd.ErrOrStderr(); !quiet && isTerminal(stderr) {
 		bars := newIndexBars(stderr)

@@ -34,6 +34,7 @@ type mountFlags struct {
 	prefetch    string
 	metricsAddr string
 	verify      string
+	record      string
 	passthrough bool
 	host        hostFlags
 }
@@ -60,7 +61,10 @@ pushed by another tool), else the blob is checked against its digest once
 complete in the disk cache. Bytes that fail are fetched once more, then
 the read fails with EIO.
 Sequential readers get read-ahead (up to --read-ahead); the boot files (kernel,
-initramfs, cmdline) are prefetched right after mounting (--prefetch).
+initramfs, cmdline) are prefetched right after mounting (--prefetch), or,
+where the image has a boot profile (osimagefs profile), the ranges a boot
+read, in the order it read them (--prefetch auto, the default). --record
+FILE writes such a profile of this mount's reads at unmount.
 
 Tree: MOUNTPOINT/<arch>/<variant>/{disk.img, kernel, initramfs,
 root.squashfs, cmdline, uki.efi, image.iso, manifest.json, config.json},
@@ -84,6 +88,11 @@ signalled with sd_notify.`,
   # only the arm64 image, with a larger memory cache, visible to all users
   osimagefs mount --platform linux/arm64 --memory-cache 1GiB --allow-other \
       registry.example.com/os/debian@sha256:... /srv/os
+
+  # record what a boot reads, then share it: later mounts fetch it ahead
+  osimagefs mount --record boot.json registry.example.com/os/debian:13 /srv/os &
+  qemu-system-x86_64 ... -kernel /srv/os/amd64/virtualization/kernel ...   # boot, shut down
+  umount /srv/os && osimagefs profile push registry.example.com/os/debian:13 boot.json
 
   # in the background once served, as mount(8) and fstab start it
   osimagefs mount --background --log-file /var/log/osimagefs.log REF /srv/os
@@ -111,7 +120,8 @@ signalled with sd_notify.`,
 	fl.Var(&f.readAhead, "read-ahead", "largest window fetched ahead of a sequential reader; it opens once a stream has read 1MiB in order and grows with what it has read (0 disables)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", metricsAddrHelp)
 	registerVerify(fl, &f.verify)
-	fl.StringVar(&f.prefetch, "prefetch", "small", prefetchHelp)
+	fl.StringVar(&f.prefetch, "prefetch", "auto", prefetchHelp)
+	fl.StringVar(&f.record, "record", "", recordHelp)
 	fl.BoolVar(&f.passthrough, "passthrough", true, passthroughHelp)
 	f.host.register(fl)
 	return c
@@ -139,6 +149,16 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	verify, err := parseVerify(f.verify)
 	if err != nil {
 		return err
+	}
+	rec, err := newRecording(f.record)
+	if err != nil {
+		return err
+	}
+	// A recording must see every read, and the kernel serves passthrough
+	// reads without asking the daemon.
+	if rec != nil && f.passthrough {
+		f.passthrough = false
+		log.Debug("FUSE passthrough off: --record sees every read")
 	}
 	dir, err = checkMountpoint(dir, log)
 	if err != nil {
@@ -176,7 +196,10 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		log.Warn(w)
 	}
 	obs.SetImage(store.Reference().Context().RegistryStr(), store.Reference().Context().RepositoryStr(), tree)
-	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), store, tree, log)
+	// One referrers listing per manifest, shared by the chunk tables and
+	// the boot profile (--prefetch auto).
+	referrers := blobstore.NewSharedReferrers(rctx, store)
+	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), referrers, tree, log)
 	if err != nil {
 		return err
 	}
@@ -242,7 +265,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		fopts.Passthrough = disk
 	}
 	root := osfs.NewRoot(tree, func(d digest.Digest, size int64) osfs.BlobReader {
-		return timeoutReader{fetcher.Blob(d, size), f.readTimeout}
+		return rec.reader(d, timeoutReader{fetcher.Blob(d, size), f.readTimeout})
 	}, fopts)
 	served.Store(root)
 	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: ref})
@@ -250,10 +273,16 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		return err // classified by osfs.Mount: FUSE or the mount point
 	}
 	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
+	rec.start()
 	f.host.ready(dir, log)
 	pctx, stopPrefetch := context.WithCancel(context.Background())
 	defer stopPrefetch()
-	go prefetch(pctx, fetcher, tree, plan, log)
+	// A boot profile is replayed within what the cache holds.
+	budget := lru
+	if disk != nil {
+		budget = int64(f.cacheSize)
+	}
+	go startPrefetch(pctx, fetcher, referrers, tree, plan, budget, log)
 
 	// SIGINT and SIGTERM cancel ctx (withInterrupt), even one that came
 	// while the mount was coming up. From now on they are caught here, so
@@ -275,7 +304,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	f.host.stopping(log)
 	close(done)
 	log.Info("unmounted", "mountpoint", dir)
-	return nil
+	return rec.write(log)
 }
 
 // passthroughHelp is the help of --passthrough.

@@ -12,13 +12,15 @@ import (
 )
 
 // prefetchHelp is the help of --prefetch.
-const prefetchHelp = `after mounting, fetch in the background: small (what a boot needs: kernel, initramfs, cmdline), all (those, then every layer, giving way to reads), none, or files joined by +: small+uki, kernel+disk (kernel, initramfs, cmdline, uki, disk, squashfs, iso)`
+const prefetchHelp = `after mounting, fetch in the background: auto (the image's boot profile, if it has one (see osimagefs profile), else as small), small (what a boot needs: kernel, initramfs, cmdline), all (those, then every layer, giving way to reads), none, or files joined by +: small+uki, kernel+disk (kernel, initramfs, cmdline, uki, disk, squashfs, iso)`
 
 // prefetchPlan is what --prefetch asks for: the roles fetched first, and
-// whether every other layer follows at low priority.
+// whether every other layer follows at low priority; with auto, an
+// image's boot profile instead of those, where it has one.
 type prefetchPlan struct {
 	roles map[image.Role]bool
 	all   bool
+	auto  bool
 }
 
 // prefetchRoles names the roles --prefetch accepts.
@@ -35,13 +37,14 @@ func parsePrefetch(s string) (prefetchPlan, error) {
 	}
 	for _, tok := range strings.Split(s, "+") {
 		switch tok {
-		case "small", "all":
+		case "small", "all", "auto":
 			p.roles[image.RoleKernel], p.roles[image.RoleInitramfs], p.roles[image.RoleCmdline] = true, true, true
 			p.all = p.all || tok == "all"
+			p.auto = p.auto || tok == "auto"
 		default:
 			r, ok := prefetchRoles[tok]
 			if !ok {
-				return p, usageError{fmt.Errorf("--prefetch %q: %q is not one of small, all, none, kernel, initramfs, cmdline, uki, disk, squashfs, iso (join several with +)", s, tok)}
+				return p, usageError{fmt.Errorf("--prefetch %q: %q is not one of auto, small, all, none, kernel, initramfs, cmdline, uki, disk, squashfs, iso (join several with +)", s, tok)}
 			}
 			p.roles[r] = true
 		}

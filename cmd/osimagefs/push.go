@@ -160,9 +160,7 @@ func runPush(cmd *cobra.Command, g *globalFlags, f *pushFlags, ref string) error
 		Format:        format,
 		AddToIndex:    f.addToIndex,
 		NoChunkTables: !f.chunkTables,
-		PlainHTTP:     f.remote.plainHTTP,
-		Insecure:      f.remote.insecure,
-		CAFile:        f.remote.caFile,
+		Connection:    f.remote.connection(),
 		Logger:        log,
 	}
 	stderr := cmd.ErrOrStderr()

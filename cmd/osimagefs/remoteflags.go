@@ -7,6 +7,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/publish"
 )
 
 // remoteFlags select the registry connection and the platforms.
@@ -24,8 +25,13 @@ func (r *remoteFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&r.platforms, "platform", nil, "only this platform of an index, as os/arch[/variant] (repeatable), e.g. linux/amd64")
 }
 
+// connection is the registry connection the flags select.
+func (r *remoteFlags) connection() publish.Connection {
+	return publish.Connection{PlainHTTP: r.plainHTTP, Insecure: r.insecure, CAFile: r.caFile}
+}
+
 func (r *remoteFlags) storeOptions(log *slog.Logger) blobstore.Options {
-	return blobstore.Options{PlainHTTP: r.plainHTTP, Insecure: r.insecure, CAFile: r.caFile, Logger: log}
+	return r.connection().StoreOptions(log)
 }
 
 func (r *remoteFlags) parsePlatforms() ([]image.Platform, error) {

@@ -45,7 +45,7 @@ unmounts cleanly instead and exits 0).`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr; see mount --log-file)")
-	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newIndexCmd(g), newFetchCmd(g), newStatusCmd(), newVersionCmd())
+	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newIndexCmd(g), newProfileCmd(g), newFetchCmd(g), newStatusCmd(), newVersionCmd())
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		// Every command takes a REFERENCE first.
 		if len(args) > 0 && hasUserInfo(args[0]) {
@@ -54,11 +54,16 @@ unmounts cleanly instead and exits 0).`,
 		}
 		return nil
 	}
-	for _, c := range root.Commands() {
-		if run := c.RunE; run != nil {
-			c.RunE = func(cmd *cobra.Command, args []string) error { return redactError(explain(run(cmd, args))) }
+	var wrap func(*cobra.Command)
+	wrap = func(parent *cobra.Command) {
+		for _, c := range parent.Commands() {
+			if run := c.RunE; run != nil {
+				c.RunE = func(cmd *cobra.Command, args []string) error { return redactError(explain(run(cmd, args))) }
+			}
+			wrap(c) // subcommands: profile push
 		}
 	}
+	wrap(root)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})

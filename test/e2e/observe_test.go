@@ -79,7 +79,7 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 		"osimagefs_fetch_duration_seconds": "histogram", "osimagefs_cache_hits_total": "counter",
 		"osimagefs_cache_misses_total": "counter", "osimagefs_served_bytes_total": "counter",
 		"osimagefs_eio_total": "counter", "osimagefs_readahead_bytes_total": "counter",
-		"osimagefs_prefetch_bytes_total": "counter", "osimagefs_verify_failures_total": "counter",
+		"osimagefs_prefetch_bytes_total": "counter", "osimagefs_profile_replay_bytes_total": "counter", "osimagefs_verify_failures_total": "counter",
 		"osimagefs_disk_cache_bytes": "gauge", "osimagefs_disk_cache_limit_bytes": "gauge",
 		"osimagefs_mount_info": "gauge", "go_goroutines": "gauge", "process_resident_memory_bytes": "gauge",
 	} {
