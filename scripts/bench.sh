@@ -4,6 +4,9 @@
 #
 # Usage: scripts/bench.sh [test/bench flags]   e.g. -size 256MiB -runs 1
 #        make bench BENCH_FLAGS="-size 256MiB -runs 1"
+#        scripts/bench.sh -only boot -boot-runs 1 -out -   (one scenario alone)
+# The boot scenario (issue 11) also needs qemu-system-x86_64, qemu-block-extra,
+# nbdkit and the guest kernel in .cache/kernel (scripts/provision.sh).
 # Needs root (FUSE mounts, drop_caches) and bin/osimagefs (make build).
 # Everything it starts (registry, proxies, mounts) is torn down on exit,
 # error or Ctrl-C.

@@ -19,7 +19,17 @@
 //  4. 1 and 3 again through an emulated WAN (toxiproxy: latency each way
 //     and a link-wide bandwidth limit);
 //  5. the daemon's peak RSS (VmHWM) during 1 vs 128 MiB (default flags;
-//     --memory-cache + 64 MiB when -mount-flags sets it).
+//     --memory-cache + 64 MiB when -mount-flags sets it);
+//  6. QEMU booting the e2e boot test's guest from local files, osimagefs
+//     (fresh cache; with a boot profile), QEMU's curl driver, nbdkit's
+//     curl plugin and pull-then-boot, over loopback and two WANs limited
+//     per connection (boot.go);
+//  7. a sequential read through a mount over a per-connection-limited WAN
+//     vs one curl stream (wide.go);
+//  8. the daemon's CPU per GiB of a memory-only mount on loopback, with
+//     and without chunk tables (cpu.go);
+//  9. warm reads of a blob `osimagefs fetch` put in the cache vs its data
+//     file, page cache hot (warm.go).
 //
 // Every mount, proxy, registry and temporary file is torn down on exit,
 // error or SIGINT/SIGTERM; every step is bounded by -step-timeout.
@@ -32,6 +42,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +71,13 @@ type config struct {
 	seed          uint64
 	cpuProfiles   string
 	dropCaches    bool
+	bootRuns      int
+	bootRows      map[string]bool
+	bootCols      map[string]bool
+	mediaCache    string
+	wideSize      int64
+	wideLatency   time.Duration
+	wideRate      int64
 }
 
 type sizeValue struct{ p *int64 }
@@ -95,7 +113,15 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.work, "work", "", "work directory (default: a new temporary one, removed at exit)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data, registry, caches, mount logs)")
 	fs.DurationVar(&c.stepTimeout, "step-timeout", 10*time.Minute, "most time one step (push, dd, curl, random-read loop) may take")
-	only := fs.String("only", "seq,random,wan", "measurements to run: seq (1, 2 and 5), random (3), wan (4)")
+	only := fs.String("only", strings.Join(allMeasures, ","), "measurements to run: seq (1, 2 and 5), random (3), wan (4), boot (6), wide (7), cpu (8), warm (9)")
+	fs.IntVar(&c.bootRuns, "boot-runs", 3, "boots of every row and column of 6 (medians are reported)")
+	bootRows := fs.String("boot-rows", "loopback,wan20,wan50", "rows of 6: loopback, wan20, wan50")
+	bootCols := fs.String("boot-cols", "local,osimagefs,profile,qemucurl,nbdkit,pull", "columns of 6: local, osimagefs, profile, qemucurl, nbdkit, pull")
+	fs.StringVar(&c.mediaCache, "media-cache", ".cache/bench", "directory keeping the boot media of 6 between runs")
+	c.wideSize = 512 << 20
+	fs.Var(sizeValue{&c.wideSize}, "wide-size", "bytes of disk.img read sequentially in 7 (at most -size)")
+	fs.DurationVar(&c.wideLatency, "wide-latency", 20*time.Millisecond, "latency each way of the WAN of 7")
+	fs.Int64Var(&c.wideRate, "wide-rate", 25_000, "bandwidth of each connection of the WAN of 7, in KB/s")
 	fs.DurationVar(&c.wanLatency, "wan-latency", 20*time.Millisecond, "WAN latency each way")
 	fs.Int64Var(&c.wanRate, "wan-rate", 100_000, "WAN bandwidth in KB/s (1000 bytes), summed over all connections")
 	fs.StringVar(&c.wanProxy, "wan-proxy", "own", "own: toxiproxy with latency on both directions; helper: registrytest.NewToxiProxyNoTest (latency on responses only)")
@@ -115,20 +141,43 @@ func parseFlags(args []string) (*config, error) {
 		return nil, errors.New("-size must be at least 1MiB")
 	}
 	c.mountFlags = strings.Fields(*mountFlags)
-	c.only = map[string]bool{}
-	for _, o := range strings.Split(*only, ",") {
-		switch o = strings.TrimSpace(o); o {
-		case "seq", "random", "wan":
-			c.only[o] = true
-		case "":
-		default:
-			return nil, fmt.Errorf("-only: unknown measurement %q (want seq, random, wan)", o)
-		}
+	var err error
+	if c.only, err = parseSet("-only", *only, allMeasures); err != nil {
+		return nil, err
 	}
+	if c.bootRows, err = parseSet("-boot-rows", *bootRows, []string{"loopback", "wan20", "wan50"}); err != nil {
+		return nil, err
+	}
+	if c.bootCols, err = parseSet("-boot-cols", *bootCols, []string{"local", "osimagefs", "profile", "qemucurl", "nbdkit", "pull"}); err != nil {
+		return nil, err
+	}
+	if c.bootRuns < 1 {
+		return nil, errors.New("-boot-runs must be at least 1")
+	}
+	c.wideSize = min(c.wideSize, c.size)
 	if c.command == "" {
 		c.command = strings.TrimSpace("go run ./test/bench " + strings.Join(args, " "))
 	}
 	return c, nil
+}
+
+// allMeasures are the measurements -only may name.
+var allMeasures = []string{"seq", "random", "wan", "boot", "wide", "cpu", "warm"}
+
+// parseSet parses a comma-separated list of names out of valid.
+func parseSet(flagName, list string, valid []string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		switch {
+		case o == "":
+		case slices.Contains(valid, o):
+			set[o] = true
+		default:
+			return nil, fmt.Errorf("%s: unknown name %q (want some of %s)", flagName, o, strings.Join(valid, ", "))
+		}
+	}
+	return set, nil
 }
 
 func main() {
@@ -162,6 +211,7 @@ type bench struct {
 	work  string
 	res   results
 	setup setup
+	boot  bootSetup
 
 	binInfo   string // which osimagefs was measured
 	psiStart  map[string]time.Duration
@@ -191,6 +241,11 @@ func (b *bench) main(ctx context.Context) (err error) {
 	if err := b.prepare(ctx); err != nil {
 		return err
 	}
+	if b.cfg.only["boot"] {
+		if err := b.prepareBoot(ctx); err != nil {
+			return fmt.Errorf("boot scenario: %w", err)
+		}
+	}
 	for i := range b.cfg.runs {
 		b.logf("run %d of %d", i+1, b.cfg.runs)
 		if b.cfg.only["seq"] {
@@ -209,6 +264,29 @@ func (b *bench) main(ctx context.Context) (err error) {
 			}
 			if err := b.runRandom(ctx, i, true); err != nil {
 				return fmt.Errorf("run %d, WAN random reads: %w", i+1, err)
+			}
+		}
+		if b.cfg.only["wide"] {
+			if err := b.runWide(ctx, i); err != nil {
+				return fmt.Errorf("run %d, wide streams: %w", i+1, err)
+			}
+		}
+		if b.cfg.only["cpu"] {
+			if err := b.runCPU(ctx, i); err != nil {
+				return fmt.Errorf("run %d, loopback CPU: %w", i+1, err)
+			}
+		}
+		if b.cfg.only["warm"] {
+			if err := b.runWarm(ctx, i); err != nil {
+				return fmt.Errorf("run %d, warm reads: %w", i+1, err)
+			}
+		}
+	}
+	if b.cfg.only["boot"] {
+		for i := range b.cfg.bootRuns {
+			b.logf("boot run %d of %d", i+1, b.cfg.bootRuns)
+			if err := b.runBoot(ctx, i); err != nil {
+				return fmt.Errorf("boot run %d: %w", i+1, err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -254,4 +255,48 @@ var errTimeout = errors.New("step timed out")
 // stepCtx bounds one measured step.
 func (b *bench) stepCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeoutCause(ctx, b.cfg.stepTimeout, errTimeout)
+}
+
+// ddReadPrefix is ddRead of the first n bytes of path (n a multiple of
+// 1 MiB, or the whole file when n is its size).
+func ddReadPrefix(ctx context.Context, path string, n int64) (timing, error) {
+	var stderr bytes.Buffer
+	cmd := command(ctx, "dd", "if="+path, "of=/dev/null", "bs=1M", fmt.Sprintf("count=%d", (n+(1<<20)-1)>>20))
+	cmd.Stderr = &stderr
+	self0 := selfCPU()
+	start := time.Now()
+	err := cmd.Run()
+	t := timing{wall: time.Since(start), self: selfCPU() - self0}
+	if err != nil {
+		return t, fmt.Errorf("dd if=%s: %w (%v): %s", path, err, ctx.Err(), strings.TrimSpace(stderr.String()))
+	}
+	t.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	m := ddBytesRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		return t, fmt.Errorf("dd if=%s: no byte count in %q", path, stderr.String())
+	}
+	if got, _ := strconv.ParseInt(m[1], 10, 64); got != n {
+		return t, fmt.Errorf("dd if=%s read %d bytes, want %d", path, got, n)
+	}
+	return t, nil
+}
+
+// ddDaemon is ddReadPrefix of n bytes of file on the mount of d, with the
+// daemon's CPU time (from /proc/PID/stat) while dd ran.
+func (b *bench) ddDaemon(ctx context.Context, d *daemon, file string, n int64) (timing, time.Duration, error) {
+	sctx, cancel := b.stepCtx(ctx)
+	defer cancel()
+	cpu0, err0 := procCPU(d.cmd.Process.Pid)
+	t, err := ddReadPrefix(sctx, file, n)
+	if err != nil {
+		if sctx.Err() != nil {
+			d.abort()
+		}
+		return t, 0, err
+	}
+	cpu1, err1 := procCPU(d.cmd.Process.Pid)
+	if err := cmp.Or(err0, err1); err != nil {
+		return t, 0, err
+	}
+	return t, cpu1 - cpu0, nil
 }

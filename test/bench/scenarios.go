@@ -25,6 +25,10 @@ type results struct {
 	wanSeqMount, wanSeqCurl []float64 // MB/s
 	wanSeqFetched           []int64   // blob bytes the mount fetched for the sequential read
 	wanRSS                  []int64
+	boot                    bootResults
+	wide                    []wideRun
+	cpu                     []cpuRun
+	warm                    []warmRun
 	// CPU time used by each side of the sequential reads.
 	seqMountCPU, seqCurlCPU, warmMountCPU, warmLocalCPU, wanMountCPU, wanCurlCPU []cpuSplit
 }

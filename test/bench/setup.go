@@ -27,14 +27,15 @@ const (
 
 // setup is what prepare builds.
 type setup struct {
-	local   string // the local copy of disk.img
-	regHost string // the registry
-	cntHost string // counting proxy -> registry
-	wanHost string // WAN proxy -> counting proxy -> registry
-	wanDesc string
-	counter *registrytest.Counter
-	digest  string // of disk.img's blob
-	path    string // of disk.img in the tree, e.g. amd64/bench/disk.img
+	local              string // the local copy of disk.img
+	regHost            string // the registry
+	cntHost            string // counting proxy -> registry
+	wanHost            string // WAN proxy -> counting proxy -> registry
+	wanDesc            string
+	wideHost, wideDesc string // per-connection-limited WAN proxy -> counting proxy -> registry
+	counter            *registrytest.Counter
+	digest             string // of disk.img's blob
+	path               string // of disk.img in the tree, e.g. amd64/bench/disk.img
 }
 
 func ref(host string) string { return host + "/" + repo + ":" + tag }
@@ -147,6 +148,16 @@ func (b *bench) prepare(ctx context.Context) error {
 		return fmt.Errorf("inspect shows no disk.img of %d bytes:\n%s", b.cfg.size, out)
 	}
 	b.logf("disk.img is %s, blob %s", b.setup.path, b.setup.digest)
+	if b.cfg.only["wide"] {
+		if err := b.prepareWide(); err != nil {
+			return err
+		}
+	}
+	if b.cfg.only["cpu"] {
+		if err := b.prepareCPU(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -96,8 +96,19 @@ type wan struct {
 // startWAN starts a proxy to upstream ("host:port") with latency each way
 // (or downstream only in helper mode) and a link-wide limit of rateKBps.
 func startWAN(mode, upstream string, latency time.Duration, rateKBps int64) (*wan, error) {
+	return startWANLimit(mode, upstream, latency, rateKBps, false)
+}
+
+// startWANLimit is startWAN; with perConn the limit of rateKBps applies to
+// each TCP connection separately (toxiproxy's own bandwidth toxic), as on
+// a WAN path where every flow gets its share, rather than to the link.
+func startWANLimit(mode, upstream string, latency time.Duration, rateKBps int64, perConn bool) (*wan, error) {
 	ms := int(latency / time.Millisecond)
 	bw := map[string]any{"rate": rateKBps}
+	bwType, bwDesc := "link_bandwidth", "summed over all connections (link_bandwidth toxic, one shared clock)"
+	if perConn {
+		bwType, bwDesc = "bandwidth", "on each connection separately (toxiproxy's bandwidth toxic)"
+	}
 	switch mode {
 	case "own":
 		server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
@@ -119,7 +130,7 @@ func startWAN(mode, upstream string, latency time.Duration, rateKBps int64) (*wa
 		for _, err := range []error{
 			add("latency_up", "latency", "upstream", map[string]any{"latency": ms}),
 			add("latency_down", "latency", "downstream", map[string]any{"latency": ms}),
-			add("link_bw", "link_bandwidth", "downstream", bw),
+			add("bw", bwType, "downstream", bw),
 		} {
 			if err != nil {
 				p.Stop()
@@ -127,19 +138,19 @@ func startWAN(mode, upstream string, latency time.Duration, rateKBps int64) (*wa
 			}
 		}
 		return &wan{host: host, close: p.Stop, desc: fmt.Sprintf(
-			"in-process toxiproxy (github.com/Shopify/toxiproxy/v2, built by the benchmark because registrytest.Toxi only toxics the downstream stream): latency %d ms on requests (upstream) and %d ms on responses (downstream), i.e. %d ms per round trip; responses limited to %d KB/s (%.0f MB/s) summed over all connections (link_bandwidth toxic, one shared clock); TCP connects to the proxy are not delayed", ms, ms, 2*ms, rateKBps, float64(rateKBps)/1000)}, nil
+			"in-process toxiproxy (github.com/Shopify/toxiproxy/v2, built by the benchmark because registrytest.Toxi only toxics the downstream stream): latency %d ms on requests (upstream) and %d ms on responses (downstream), i.e. %d ms per round trip; responses limited to %d KB/s (%.0f MB/s) %s; TCP connects to the proxy are not delayed", ms, ms, 2*ms, rateKBps, float64(rateKBps)/1000, bwDesc)}, nil
 	case "helper":
 		x, err := registrytest.NewToxiProxyNoTest(upstream)
 		if err != nil {
 			return nil, err
 		}
 		x.AddLatency(ms)
-		if err := x.AddToxic("link_bandwidth", 1, bw); err != nil {
+		if err := x.AddToxic(bwType, 1, bw); err != nil {
 			x.Close()
 			return nil, fmt.Errorf("toxiproxy: %w", err)
 		}
 		return &wan{host: x.Host(), close: x.Close, desc: fmt.Sprintf(
-			"registrytest.NewToxiProxyNoTest: latency %d ms on responses only (the helper's toxics are downstream only), i.e. %d ms per round trip; responses limited to %d KB/s (%.0f MB/s) summed over all connections (link_bandwidth toxic); TCP connects to the proxy are not delayed", ms, ms, rateKBps, float64(rateKBps)/1000)}, nil
+			"registrytest.NewToxiProxyNoTest: latency %d ms on responses only (the helper's toxics are downstream only), i.e. %d ms per round trip; responses limited to %d KB/s (%.0f MB/s) %s; TCP connects to the proxy are not delayed", ms, ms, rateKBps, float64(rateKBps)/1000, bwDesc)}, nil
 	default:
 		return nil, fmt.Errorf("-wan-proxy %q: want own or helper", mode)
 	}

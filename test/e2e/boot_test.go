@@ -10,35 +10,12 @@ import (
 	"github.com/osimagefs/osimagefs/test/registrytest"
 )
 
-// bootModules are the guest kernel's modules the initramfs loads, in
-// dependency order (ext4 is built into the Debian cloud kernel).
-var bootModules = []string{
-	"virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
-	"virtio_blk", "squashfs", "cdrom", "isofs",
-}
-
-// guestInit is the initramfs's /init: it mounts the three disks read-only,
-// prints the marker file of each, and powers off. It never names a marker
-// itself: a marker on the console was read from its disk.
-const guestInit = `#!/bin/sh
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-for m in $(cat ` + fixture.ModuleOrderPath + `); do
-	insmod /lib/modules/$m || echo "guest: insmod $m failed"
-done
-n=0
-while [ ! -b /dev/vdc ] && [ $n -lt 20 ]; do sleep 1; n=$((n+1)); done
-mkdir -p /mnt/disk /mnt/squashfs /mnt/iso
-mount -t ext4 -o ro /dev/vda /mnt/disk && cat /mnt/disk/` + markerName + `
-mount -t squashfs -o ro /dev/vdb /mnt/squashfs && cat /mnt/squashfs/` + markerName + `
-mount -t iso9660 -o ro /dev/vdc /mnt/iso && cat /mnt/iso/` + markerName + `
-echo "guest: done"
-poweroff -f
-`
-
-// guestCmdline is the image's cmdline layer.
-const guestCmdline = "console=ttyS0 panic=-1 quiet"
+// The guest (test/fixture/guest.go), shared with the boot benchmark.
+var (
+	bootModules  = fixture.GuestModules
+	guestInit    = fixture.GuestInit
+	guestCmdline = fixture.GuestCmdline
+)
 
 // TestBootFromMount boots a qemu guest straight from a mount of an image in
 // a real registry: kernel, initramfs and command line from the tree, disk.img,

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -32,7 +31,7 @@ const (
 	mediaSqFiles   = 24
 	mediaISOData   = 16 << 20
 	mediaISOFiles  = 10
-	markerName     = "marker.txt"
+	markerName     = fixture.MarkerName
 
 	// mediaVersion starts the names of cache entries (see buildMedia).
 	mediaVersion = "media-v1"
@@ -106,7 +105,7 @@ func loadOrMakeMedia() (*osMedia, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s disk=%d/%d/%d sq=%d/%d iso=%d/%d\n", mediaVersion,
 		mediaDiskSize, mediaDiskData, mediaDiskFiles, mediaSqData, mediaSqFiles, mediaISOData, mediaISOFiles)
-	for _, f := range []string{"media_test.go", "../fixture/ext4.go", "../fixture/squashfs.go", "../fixture/iso.go", "../fixture/random.go", "../fixture/tree.go"} {
+	for _, f := range []string{"media_test.go", "../fixture/media.go", "../fixture/ext4.go", "../fixture/squashfs.go", "../fixture/iso.go", "../fixture/random.go", "../fixture/tree.go"} {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err
@@ -213,64 +212,17 @@ func pruneMediaCache(cacheDir, keep string) {
 }
 
 // makeMedia builds the three images into out from random trees written
-// under src, and records their markers, sums and sizes in out/meta.json.
+// under src (fixture.MakeMedia), and records their markers, sums and sizes
+// in out/meta.json.
 func makeMedia(ctx context.Context, src, out string) (*osMedia, error) {
-	m := &osMedia{dir: out, Markers: map[string]string{}, Sums: map[string]map[string]string{}, Sizes: map[string]int64{}}
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	spec := fixture.DefaultMedia
+	spec.DiskSize, spec.DiskData, spec.DiskFiles = mediaDiskSize, mediaDiskData, mediaDiskFiles
+	spec.SqData, spec.SqFiles, spec.ISOData, spec.ISOFiles = mediaSqData, mediaSqFiles, mediaISOData, mediaISOFiles
+	fm, err := fixture.MakeMedia(ctx, src, out, spec)
+	if err != nil {
 		return nil, err
 	}
-	type part struct {
-		key    string
-		seed   int64
-		files  int
-		bytes  int64
-		build  func(tree, img string) error
-		output string
-	}
-	parts := []part{
-		{"disk", 101, mediaDiskFiles, mediaDiskData, func(tree, img string) error {
-			return fixture.MakeExt4(ctx, tree, img, mediaDiskSize)
-		}, "disk.img"},
-		{"squashfs", 102, mediaSqFiles, mediaSqData, func(tree, img string) error {
-			return fixture.MakeSquashfs(ctx, tree, img)
-		}, "root.squashfs"},
-		{"iso", 103, mediaISOFiles, mediaISOData, func(tree, img string) error {
-			return fixture.MakeISO(ctx, tree, img, "OSIMAGEFS_E2E")
-		}, "image.iso"},
-	}
-	for _, p := range parts {
-		tree := filepath.Join(src, p.key)
-		sums, err := fixture.RandomTree(tree, p.seed, p.files, p.bytes)
-		if err != nil {
-			return nil, err
-		}
-		marker, err := newMarker(p.key)
-		if err != nil {
-			return nil, err
-		}
-		if err := fixture.WriteTree(tree, map[string][]byte{markerName: []byte(marker + "\n")}); err != nil {
-			return nil, err
-		}
-		ms := sha256.Sum256([]byte(marker + "\n"))
-		sums[markerName] = hex.EncodeToString(ms[:])
-		img := filepath.Join(out, p.output)
-		if err := p.build(tree, img); err != nil {
-			return nil, err
-		}
-		// The source tree is no longer needed: free its space now.
-		if err := os.RemoveAll(tree); err != nil {
-			return nil, err
-		}
-		// Read-only, as a guard against edits to a cached entry.
-		if err := os.Chmod(img, 0o444); err != nil {
-			return nil, err
-		}
-		st, err := os.Stat(img)
-		if err != nil {
-			return nil, err
-		}
-		m.Markers[p.key], m.Sums[p.key], m.Sizes[p.output] = marker, sums, st.Size()
-	}
+	m := &osMedia{dir: out, Markers: fm.Markers, Sums: fm.Sums, Sizes: fm.Sizes}
 	raw, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err
@@ -279,16 +231,6 @@ func makeMedia(ctx context.Context, src, out string) (*osMedia, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// newMarker returns "MARKER-<KEY>-<32 random hex digits>": a line that can
-// only reach a guest's console by being read from the image.
-func newMarker(key string) (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "MARKER-" + strings.ToUpper(key) + "-" + hex.EncodeToString(b), nil
 }
 
 // treeDiff describes how got differs from want ("" when equal), naming at
