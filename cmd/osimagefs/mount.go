@@ -199,6 +199,11 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	// One referrers listing per manifest, shared by the chunk tables and
 	// the boot profile (--prefetch auto).
 	referrers := blobstore.NewSharedReferrers(rctx, store)
+	// The boot profile is looked up while the chunk tables are, and the
+	// mount comes up.
+	pctx, stopPrefetch := context.WithCancel(context.Background())
+	defer stopPrefetch()
+	profiles := lookupProfiles(pctx, referrers, tree, plan, log)
 	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), referrers, tree, log)
 	if err != nil {
 		return err
@@ -275,14 +280,12 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
 	rec.start()
 	f.host.ready(dir, log)
-	pctx, stopPrefetch := context.WithCancel(context.Background())
-	defer stopPrefetch()
 	// A boot profile is replayed within what the cache holds.
 	budget := lru
 	if disk != nil {
 		budget = int64(f.cacheSize)
 	}
-	go startPrefetch(pctx, fetcher, referrers, tree, plan, budget, log)
+	go startPrefetch(pctx, fetcher, profiles, tree, plan, budget, log)
 
 	// SIGINT and SIGTERM cancel ctx (withInterrupt), even one that came
 	// while the mount was coming up. From now on they are caught here, so
