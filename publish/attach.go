@@ -72,16 +72,9 @@ type plan struct {
 // anything is published.
 func AttachTables(ctx context.Context, o AttachOptions) ([]Attached, error) {
 	log := o.options().logger()
-	store, err := blobstore.Open(ctx, o.Reference, o.StoreOptions(o.Logger))
+	store, tree, err := o.resolve(ctx, o.Reference, o.Platforms, o.Logger)
 	if err != nil {
 		return nil, err
-	}
-	tree, err := store.Resolve(ctx, o.Platforms)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range tree.Warnings {
-		log.Warn(w)
 	}
 	rep := &reporter{p: o.Progress}
 	built := map[digest.Digest]tableBlob{} // a layer shared by manifests streams once

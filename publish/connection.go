@@ -1,12 +1,14 @@
 package publish
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/osimagefs/osimagefs/blobstore"
+	"github.com/osimagefs/osimagefs/image"
 )
 
 // Connection is how to reach the registry: what every command that talks
@@ -51,4 +53,23 @@ func (c Connection) keychain() authn.Keychain {
 		return authn.DefaultKeychain
 	}
 	return c.Keychain
+}
+
+// resolve opens the image ref through c and resolves its tree, logging
+// the tree's warnings to log: what index and profile push start with.
+func (c Connection) resolve(ctx context.Context, ref string, platforms []image.Platform, log *slog.Logger) (*blobstore.Store, *image.Tree, error) {
+	store, err := blobstore.Open(ctx, ref, c.StoreOptions(log))
+	if err != nil {
+		return nil, nil, err
+	}
+	tree, err := store.Resolve(ctx, platforms)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range tree.Warnings {
+		if log != nil {
+			log.Warn(w)
+		}
+	}
+	return store, tree, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/profile"
 )
@@ -55,16 +54,9 @@ func PushProfile(ctx context.Context, o ProfileOptions, entries []profile.Entry)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	store, err := blobstore.Open(ctx, o.Reference, o.StoreOptions(o.Logger))
+	store, tree, err := o.resolve(ctx, o.Reference, o.Platforms, o.Logger)
 	if err != nil {
 		return nil, err
-	}
-	tree, err := store.Resolve(ctx, o.Platforms)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range tree.Warnings {
-		log.Warn(w)
 	}
 	all := map[digest.Digest]int64{}
 	for _, img := range tree.Images {

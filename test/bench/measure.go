@@ -67,8 +67,14 @@ type timing struct {
 // ddRead reads path to /dev/null with dd bs=1M and returns the wall-clock
 // time of the dd process. It checks that dd read want bytes.
 func ddRead(ctx context.Context, path string, want int64) (timing, error) {
+	return dd(ctx, path, want)
+}
+
+// dd runs dd if=path of=/dev/null bs=1M with the extra arguments, timed,
+// and checks that it read want bytes.
+func dd(ctx context.Context, path string, want int64, extra ...string) (timing, error) {
 	var stderr bytes.Buffer
-	cmd := command(ctx, "dd", "if="+path, "of=/dev/null", "bs=1M")
+	cmd := command(ctx, "dd", append([]string{"if=" + path, "of=/dev/null", "bs=1M"}, extra...)...)
 	cmd.Stderr = &stderr
 	self0 := selfCPU()
 	start := time.Now()
@@ -260,25 +266,7 @@ func (b *bench) stepCtx(ctx context.Context) (context.Context, context.CancelFun
 // ddReadPrefix is ddRead of the first n bytes of path (n a multiple of
 // 1 MiB, or the whole file when n is its size).
 func ddReadPrefix(ctx context.Context, path string, n int64) (timing, error) {
-	var stderr bytes.Buffer
-	cmd := command(ctx, "dd", "if="+path, "of=/dev/null", "bs=1M", fmt.Sprintf("count=%d", (n+(1<<20)-1)>>20))
-	cmd.Stderr = &stderr
-	self0 := selfCPU()
-	start := time.Now()
-	err := cmd.Run()
-	t := timing{wall: time.Since(start), self: selfCPU() - self0}
-	if err != nil {
-		return t, fmt.Errorf("dd if=%s: %w (%v): %s", path, err, ctx.Err(), strings.TrimSpace(stderr.String()))
-	}
-	t.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	m := ddBytesRE.FindStringSubmatch(stderr.String())
-	if m == nil {
-		return t, fmt.Errorf("dd if=%s: no byte count in %q", path, stderr.String())
-	}
-	if got, _ := strconv.ParseInt(m[1], 10, 64); got != n {
-		return t, fmt.Errorf("dd if=%s read %d bytes, want %d", path, got, n)
-	}
-	return t, nil
+	return dd(ctx, path, n, fmt.Sprintf("count=%d", (n+(1<<20)-1)>>20))
 }
 
 // ddDaemon is ddReadPrefix of n bytes of file on the mount of d, with the
