@@ -43,8 +43,26 @@ type BlobStreamer interface {
 
 // streams is the table of whole-blob streams, one per blob at most.
 type streams struct {
-	mu sync.Mutex // guards m and every stream's fields marked so
+	mu sync.Mutex // guards m, recent and every stream's fields marked so
 	m  map[digest.Digest]*stream
+	// recent holds chunks that a stream passed while their flight was on
+	// its way to a stream (claimed, by read-ahead, not waiting yet): the
+	// caches may not keep them (the disk cache takes no chunk another
+	// flight has claimed) until it arrives, maybe after the stream ended.
+	// At most streamRecent bytes; a chunk whose flight is gone is dropped
+	// when a stream ends.
+	recent      map[cache.Key][]byte
+	recentBytes int64
+}
+
+// takeRecentLocked returns and forgets the recent chunk k, if kept.
+func (ss *streams) takeRecentLocked(k cache.Key) ([]byte, bool) {
+	b, ok := ss.recent[k]
+	if ok {
+		delete(ss.recent, k)
+		ss.recentBytes -= int64(len(b))
+	}
+	return b, ok
 }
 
 // stream is one pass over a blob from byte 0.
@@ -64,16 +82,13 @@ type stream struct {
 	lastWant time.Time        // when a flight last joined
 	waiting  map[int64]waiter // the flights it lands, by chunk, all at or past at
 	next     map[int64]waiter // the flights of chunks it has passed, for the next stream
-	// recent holds chunks that passed while their flight was on its way
-	// here (in flight, not waiting yet), at most streamRecent bytes: the
-	// caches may not keep them until it arrives.
-	recent      map[int64][]byte
-	recentBytes int64
 }
 
-// streamRecent bounds stream.recent, in bytes: as many chunks as one
-// MaxRequest-sized read-ahead run of small chunks.
-const streamRecent = 16 << 20
+// streamRecent bounds streams.recent, in bytes: what the requests in
+// flight may hold (Parallel of MaxRequest), as read-ahead may have claimed
+// that much ahead of the stream, and the disk cache does not take a chunk
+// another flight has claimed.
+func (f *Fetcher) streamRecent() int64 { return int64(f.opts.Parallel) * f.opts.MaxRequest }
 
 // A stream goes on for streamLinger after the last flight joined it, by
 // streamLingerBytes (or two MaxRequests) past the furthest chunk asked for
@@ -119,6 +134,11 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 	for j, fl := range fls {
 		i := first + int64(j)
 		w := waiter{fl: fl, deadline: deadline}
+		k := cache.Key{Digest: d, Index: i}
+		if b, ok := f.streams.takeRecentLocked(k); ok {
+			hits = append(hits, hit{k, fl, b, false})
+			continue
+		}
 		switch {
 		case !s.stopped && s.ctx.Err() == nil && i >= s.at:
 			s.waiting[i] = w
@@ -127,13 +147,8 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 		default:
 			// Passed: it was put in the caches before it passed, unless
 			// evicted since.
-			k := cache.Key{Digest: d, Index: i}
 			if b, ok := f.cached(k, size); ok {
 				hits = append(hits, hit{k, fl, b, true})
-			} else if b, ok := s.recent[i]; ok {
-				delete(s.recent, i)
-				s.recentBytes -= int64(len(b))
-				hits = append(hits, hit{k, fl, b, false})
 			} else {
 				s.next[i] = w
 			}
@@ -162,7 +177,7 @@ func (f *Fetcher) newStreamLocked(d digest.Digest, size int64, why error, waitin
 		waiting = map[int64]waiter{}
 	}
 	ctx, cancel := context.WithCancelCause(f.ctx)
-	s := &stream{d: d, size: size, why: why, ctx: ctx, cancel: cancel, waiting: waiting, next: map[int64]waiter{}, recent: map[int64][]byte{}, lastWant: time.Now()}
+	s := &stream{d: d, size: size, why: why, ctx: ctx, cancel: cancel, waiting: waiting, next: map[int64]waiter{}, lastWant: time.Now()}
 	for i := range waiting {
 		s.target = max(s.target, i)
 	}
@@ -194,6 +209,12 @@ func (f *Fetcher) endStream(s *stream, err error) *stream {
 	err = fmt.Errorf("stream %s from byte 0 (%v): %w", s.d, s.why, err)
 	f.streams.mu.Lock()
 	s.stopped = true
+	for k, b := range f.streams.recent {
+		if !f.flights.has(k) {
+			delete(f.streams.recent, k)
+			f.streams.recentBytes -= int64(len(b))
+		}
+	}
 	left := s.waiting
 	s.waiting = nil
 	var next *stream
@@ -369,9 +390,12 @@ func (f *Fetcher) pass(s *stream, i int64, b []byte) bool {
 	w, mine = s.waiting[i]
 	delete(s.waiting, i)
 	s.at = i + 1
-	if !mine && s.recentBytes+int64(len(b)) <= streamRecent && f.flights.has(k) {
-		s.recent[i] = b // its flight comes late: keep it for that flight
-		s.recentBytes += int64(len(b))
+	if !mine && f.streams.recentBytes+int64(len(b)) <= f.streamRecent() && f.flights.has(k) {
+		if f.streams.recent == nil {
+			f.streams.recent = map[cache.Key][]byte{}
+		}
+		f.streams.recent[k] = b // its flight comes late: keep it for that flight
+		f.streams.recentBytes += int64(len(b))
 		kept = true
 	}
 	f.streams.mu.Unlock()
