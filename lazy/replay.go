@@ -12,6 +12,10 @@ import (
 // AheadReplay: chunks fetched ahead by Replay (a boot profile).
 const AheadReplay AheadKind = "replay"
 
+// replaySpreadMin is the least a replay request carries when a profile is
+// spread over the requests in flight: smaller neighbours stay merged.
+const replaySpreadMin = 1 << 20
+
 // ReplayRange is a byte range of a blob to fetch ahead: one entry of a
 // boot profile, with the blob's size from its descriptor.
 type ReplayRange struct {
@@ -68,10 +72,12 @@ func (f *Fetcher) Replay(ctx context.Context, ranges []ReplayRange, budget int64
 		}
 	}
 
-	// A profile is what a boot waits for: it is spread over all the
-	// requests in flight rather than sent in a few of MaxRequest (over a
-	// WAN that limits each connection, more connections fetch faster).
-	maxRun := max(1, min(f.opts.MaxRequest/cs, (int64(len(order))+int64(f.opts.Parallel)-1)/int64(f.opts.Parallel)))
+	// A profile is what a boot waits for: a large one is spread over all
+	// the requests in flight rather than sent in a few of MaxRequest (over
+	// a WAN that limits each connection, more connections fetch faster),
+	// in requests of at least replaySpreadMin.
+	spread := (int64(len(order)) + int64(f.opts.Parallel) - 1) / int64(f.opts.Parallel)
+	maxRun := max(1, min(f.opts.MaxRequest/cs, max(spread, replaySpreadMin/cs)))
 
 	// Runs are claimed one at a time, once a window place is free, and
 	// sent at once: a claimed chunk never waits for the window, so a
