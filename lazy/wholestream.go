@@ -154,6 +154,14 @@ func (f *Fetcher) streamRun(d digest.Digest, size, first int64, fls []*flight, w
 			}
 		}
 	}
+	if start && len(s.waiting) == 0 && len(s.next) == 0 {
+		// Every flight was served from what an earlier stream passed:
+		// nothing needs this one.
+		delete(f.streams.m, d)
+		s.stall.Stop()
+		s.cancel(nil)
+		start = false
+	}
 	f.streams.mu.Unlock()
 	for _, h := range hits {
 		if !h.stored {

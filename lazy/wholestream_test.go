@@ -333,3 +333,35 @@ func TestRangeIgnoredFillOneStream(t *testing.T) {
 		t.Fatalf("read after the fill: %v, equal %v", err, bytes.Equal(got, data))
 	}
 }
+
+// TestStreamKeepsPassedChunksForLateFlights: a chunk that read-ahead had
+// claimed when the stream passed it (its flight not yet handed to the
+// stream) is kept for that flight, which lands from it after the stream
+// ended, without a second stream from byte 0.
+func TestStreamKeepsPassedChunksForLateFlights(t *testing.T) {
+	const cs = 4096
+	data := fixture.RandomBytes(9, 8*cs)
+	d := digest.FromBytes(data)
+	src := &noRangeSource{data: data}
+	f := newTestFetcher(t, src, cs)
+	b := f.Blob(d, int64(len(data)))
+
+	late, ok := f.flights.tryClaim(cache.Key{Digest: d, Index: 5}, newHurry())
+	if !ok {
+		t.Fatal("claim chunk 5")
+	}
+	p := make([]byte, 10)
+	if _, err := b.ReadAt(context.Background(), p, 7*cs); err != nil || !bytes.Equal(p, data[7*cs:7*cs+10]) {
+		t.Fatalf("read of chunk 7: %v", err)
+	}
+	waitForWaiters(t, f, d, -1) // the stream has ended
+	f.streamRun(d, int64(len(data)), 5, []*flight{late}, errIgnoresRange{})
+	<-late.done
+	if late.err != nil || !bytes.Equal(late.data, data[5*cs:6*cs]) {
+		t.Fatalf("the late flight: %v, right bytes %v", late.err, bytes.Equal(late.data, data[5*cs:6*cs]))
+	}
+	waitForWaiters(t, f, d, -1)
+	if n := src.streams.Load(); n != 1 {
+		t.Fatalf("%d streams from byte 0, want 1", n)
+	}
+}

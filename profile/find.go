@@ -62,15 +62,15 @@ func Find(ctx context.Context, src Source, img image.Image) (*Found, error) {
 		if d.ArtifactType != "" && d.ArtifactType != ArtifactType && d.ArtifactType != ocispec.MediaTypeEmptyJSON {
 			continue
 		}
-		if len(cands) == maxReferrers {
-			break
-		}
 		cands = append(cands, d)
 	}
+	// Sorted before the cut: listings come in no useful order (the
+	// fallback tag's is by digest).
 	slices.Reverse(cands)
 	slices.SortStableFunc(cands, func(a, b ocispec.Descriptor) int {
 		return strings.Compare(b.Annotations[AnnotationCreated], a.Annotations[AnnotationCreated])
 	})
+	cands = cands[:min(len(cands), maxReferrers)]
 	for _, d := range cands {
 		entries, err := fetch(ctx, src, img, d)
 		if err != nil {

@@ -127,12 +127,14 @@ func TestFind(t *testing.T) {
 		t.Fatalf("a newer referrer of another type that does not say so: %+v, %v; want %s", f, err, want)
 	}
 
-	// A listing of many referrers: only the first maxReferrers count.
+	// A listing of many referrers, the newest listed last (a fallback tag
+	// lists by digest): the newest is found, and one profile fetched.
 	s = &fakeSource{docs: map[digest.Digest][]byte{}}
+	var newest digest.Digest
 	for i := 0; i < maxReferrers+5; i++ {
-		s.attach(img.Digest, encode(good), fmt.Sprintf("2026-01-01T00:00:%02dZ", i), nil)
+		newest = s.attach(img.Digest, encode(good), fmt.Sprintf("2026-01-01T00:00:%02dZ", i), nil)
 	}
-	if f, err := Find(ctx, s, img); err != nil || f == nil || s.blobGets != 1 {
-		t.Fatalf("many referrers: %+v, %v, %d blob fetches; want one profile fetched", f, err, s.blobGets)
+	if f, err := Find(ctx, s, img); err != nil || f == nil || f.Referrer != newest || s.blobGets != 1 {
+		t.Fatalf("many referrers: %+v, %v, %d blob fetches; want the newest, %s, fetched alone", f, err, s.blobGets, newest)
 	}
 }
