@@ -58,16 +58,24 @@ func (f *Fetcher) Replay(ctx context.Context, ranges []ReplayRange, budget int64
 	}
 	var order []chunkRef
 	seen := map[cache.Key]bool{}
+	var listed int64 // bytes of the chunks in order: beyond budget, none is fetched
+list:
 	for _, r := range ranges {
 		if r.Len <= 0 || r.Off < 0 || r.Off >= r.Size || f.badErr(r.Digest) != nil {
 			continue
 		}
 		first, last := span(r.Off, min(r.Len, r.Size-r.Off), cs)
 		for i := first; i <= last; i++ {
+			if listed > budget {
+				st.Limited = true
+				break list
+			}
 			k := cache.Key{Digest: r.Digest, Index: i}
 			if !seen[k] {
 				seen[k] = true
 				order = append(order, chunkRef{r.Digest, r.Size, i})
+				_, n := chunkRange(i, r.Size, cs)
+				listed += n
 			}
 		}
 	}
