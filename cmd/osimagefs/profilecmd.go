@@ -87,6 +87,10 @@ func runProfilePush(cmd *cobra.Command, g *globalFlags, rf *remoteFlags, ref, fi
 		Logger:     log,
 	}, entries)
 	if err != nil {
+		// Those published before the failure are said too.
+		if perr := printPushedProfiles(cmd.OutOrStdout(), pushed, len(entries)); perr != nil {
+			log.Debug("print the published profiles", "err", perr)
+		}
 		if errors.Is(err, profile.ErrNotInImage) || publish.IsUsage(err) {
 			return usageError{fmt.Errorf("%s: %w", file, err)}
 		}
