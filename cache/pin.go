@@ -34,7 +34,8 @@ const pinByte = 32
 // OpenPinned opens the data file of blob dg read-only, pinned, when the
 // blob is complete, verified and its data file unchanged (same mtime)
 // since: a file for the kernel to serve directly. It returns nil, nil
-// when the blob is not such a blob, or an eviction pass has it right now.
+// when the blob is not complete and verified, and nil with an error saying
+// why when an eviction pass has it right now or its data file changed.
 // The pin lasts until the file is closed and the kernel lets go of it.
 func (d *Disk) OpenPinned(dg digest.Digest) (*os.File, error) {
 	if !d.enter() {
@@ -61,7 +62,7 @@ func (d *Disk) OpenPinned(dg digest.Digest) (*os.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pin %s: %w", dg, err)
 		}
-		return nil, nil
+		return nil, fmt.Errorf("pin %s: an eviction pass holds it", dg)
 	}
 	// Pinned: from now on no pass evicts a chunk, so what is checked now
 	// holds while the file is open.
@@ -70,9 +71,16 @@ func (d *Disk) OpenPinned(dg digest.Digest) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("pin %s: %w", dg, err)
 	}
-	if !b.verified() || !sameFile(st, b.data) || st.Size() != b.size || st.ModTime().UnixNano() != b.verifiedMtime().Load() {
+	switch {
+	case !b.verified():
 		f.Close()
 		return nil, nil
+	case !sameFile(st, b.data) || st.Size() != b.size:
+		f.Close()
+		return nil, fmt.Errorf("pin %s: its data file was replaced", dg)
+	case st.ModTime().UnixNano() != b.verifiedMtime().Load():
+		f.Close()
+		return nil, fmt.Errorf("pin %s: its data file changed after it was verified (mtime %d, verified at %d)", dg, st.ModTime().UnixNano(), b.verifiedMtime().Load())
 	}
 	return f, nil
 }

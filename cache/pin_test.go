@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,17 +104,22 @@ func TestPinSurvivesEviction(t *testing.T) {
 func TestOpenPinnedRefuses(t *testing.T) {
 	dir := t.TempDir()
 	d := openTestDisk(t, dir, testChunk, 1<<20)
-	mustNot := func(what string, dg digest.Digest) {
+	// mustNot: no file; why, if said, contains want ("" for nothing said).
+	mustNotSay := func(what string, dg digest.Digest, want string) {
 		t.Helper()
 		f, err := d.OpenPinned(dg)
 		if f != nil {
 			f.Close()
 			t.Errorf("%s: OpenPinned gave a file", what)
 		}
-		if err != nil {
+		switch {
+		case want == "" && err != nil:
 			t.Errorf("%s: OpenPinned: %v", what, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: OpenPinned: %v, want an error saying %q", what, err, want)
 		}
 	}
+	mustNot := func(what string, dg digest.Digest) { t.Helper(); mustNotSay(what, dg, "") }
 	mustNot("a blob not in the cache", digest.FromString("absent"))
 	b := newTestBlob(43, 3*testChunk, testChunk)
 	addAll(t, d, b)
@@ -137,7 +143,7 @@ func TestOpenPinnedRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	mustNot("a data file written to since it was verified", b.digest)
+	mustNotSay("a data file written to since it was verified", b.digest, "changed after it was verified")
 
 	verifyAll(t, d, b)
 	d.Remove(b.key(1))

@@ -55,11 +55,19 @@ type passthrough struct {
 	log     *slog.Logger
 	on      atomic.Bool
 	warned  sync.Once
+	// probed is closed once probe has decided. The mount serves before
+	// gofs.Mount returns, so an open may come first; it waits for this.
+	probed chan struct{}
+}
+
+func newPassthrough(backing Backing, log *slog.Logger) passthrough {
+	return passthrough{backing: backing, log: log, probed: make(chan struct{})}
 }
 
 // probe asks the kernel, once, whether it accepts files of the cache for
 // passthrough, and turns passthrough on when it does.
 func (p *passthrough) probe(srv backingRegistrar) {
+	defer close(p.probed)
 	if p.backing == nil {
 		return
 	}
@@ -93,6 +101,10 @@ func (p *passthrough) refuse(why string, err error) {
 // open returns blob d's pinned cache file when the kernel may be handed
 // it, else nil.
 func (p *passthrough) open(d digest.Digest) *os.File {
+	if p.backing == nil {
+		return nil
+	}
+	<-p.probed
 	if !p.on.Load() {
 		return nil
 	}

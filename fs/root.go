@@ -87,7 +87,7 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 		opts.Observer = silent{}
 	}
 	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now(),
-		failLog: newFailLog(failLogInterval), now: time.Now, pt: passthrough{backing: opts.Passthrough, log: log}}
+		failLog: newFailLog(failLogInterval), now: time.Now, pt: newPassthrough(opts.Passthrough, log)}
 }
 
 // OnAdd builds the whole tree once, with persistent inodes.
