@@ -28,6 +28,22 @@ func (f *Fetcher) claimOnDisk(d digest.Digest, size, first int64, fls []*flight,
 	for j := range fls {
 		k := cache.Key{Digest: d, Index: first + int64(j)}
 		res, err := f.opts.Disk.Claim(k, size)
+		if err == nil && res == cache.Claimed {
+			// Fetched a moment ago and still on its way to disk (a
+			// whole-blob stream passed it): the write that was queued
+			// without a claim is refused now that this one holds it, so
+			// the chunk goes to disk with this claim instead.
+			if b, ok := f.pending(k); ok {
+				fls[j].claimed = true
+				f.store(k, size, b, fls[j])
+				f.flights.land(k, fls[j], b, nil)
+				if start >= 0 {
+					runs = append(runs, [2]int{start, j})
+					start = -1
+				}
+				continue
+			}
+		}
 		if err != nil || res == cache.Claimed {
 			fls[j].claimed = err == nil
 			if start < 0 {
@@ -86,4 +102,13 @@ func (f *Fetcher) awaitOther(d digest.Digest, size int64, k cache.Key, fl *fligh
 		wait = min(pollMost, wait*3/2)
 		t.Reset(wait)
 	}
+}
+
+// pending returns chunk k from memory or the disk queue: fetched, maybe not
+// on disk yet.
+func (f *Fetcher) pending(k cache.Key) ([]byte, bool) {
+	if b, ok := f.cache.Get(k); ok {
+		return b, true
+	}
+	return f.diskq.get(k)
 }

@@ -194,11 +194,15 @@ func TestSharedCacheBoundAcrossProcesses(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	stop()
-	bound := int64(limit + 3*chunkSize)
+	// Each daemon may be writing several chunks at once: its disk queue's
+	// writer, and the fetches that write themselves while the queue is
+	// full (at most --parallel, 16).
+	const writing = 1 + 16
+	bound := int64(limit + 3*writing*chunkSize)
 	t.Logf("3 daemons read %s (twice) through a %s cache: %d samples, at most %s allocated (%.2f chunks over), %s at the end",
 		mib(3*limit), mib(limit), samples(), mib(peak()), float64(peak()-limit)/chunkSize, mib(cacheAllocated(cacheDir)))
 	if peak() > bound {
-		t.Errorf("the cache took %d bytes of disk, more than %d (its size plus a chunk per daemon)", peak(), bound)
+		t.Errorf("the cache took %d bytes of disk, more than %d (its size plus the chunks each daemon may be writing)", peak(), bound)
 	}
 	if final := cacheAllocated(cacheDir); final > limit {
 		t.Errorf("after the reads the cache takes %d bytes, over its %d", final, limit)
