@@ -103,12 +103,3 @@ func (f *Fetcher) awaitOther(d digest.Digest, size int64, k cache.Key, fl *fligh
 		t.Reset(wait)
 	}
 }
-
-// pending returns chunk k from memory or the disk queue: fetched, maybe not
-// on disk yet.
-func (f *Fetcher) pending(k cache.Key) ([]byte, bool) {
-	if b, ok := f.cache.Get(k); ok {
-		return b, true
-	}
-	return f.diskq.get(k)
-}

@@ -433,15 +433,22 @@ func (f *Fetcher) isCached(k cache.Key) bool {
 	return f.opts.Disk.Has(k)
 }
 
-// cached returns chunk k from memory, the disk queue or disk.
-func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
+// pending returns chunk k from memory or the disk queue: fetched, maybe
+// not on disk yet.
+func (f *Fetcher) pending(k cache.Key) ([]byte, bool) {
 	if b, ok := f.cache.Get(k); ok {
 		return b, true
 	}
-	if f.diskq != nil {
-		if b, ok := f.diskq.get(k); ok {
-			return b, true
-		}
+	if f.diskq == nil {
+		return nil, false
+	}
+	return f.diskq.get(k)
+}
+
+// cached returns chunk k from memory, the disk queue or disk.
+func (f *Fetcher) cached(k cache.Key, size int64) ([]byte, bool) {
+	if b, ok := f.pending(k); ok {
+		return b, true
 	}
 	if f.opts.Disk == nil || !f.opts.Disk.Has(k) {
 		return nil, false
