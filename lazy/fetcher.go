@@ -421,16 +421,10 @@ func (f *Fetcher) pieceFailed(d digest.Digest, size int64, k cache.Key, fl *flig
 // isCached reports whether chunk k is in memory or on disk, reading
 // neither.
 func (f *Fetcher) isCached(k cache.Key) bool {
-	if _, ok := f.cache.Get(k); ok {
+	if _, ok := f.pending(k); ok {
 		return true
 	}
-	if f.diskq == nil {
-		return false
-	}
-	if _, ok := f.diskq.get(k); ok {
-		return true
-	}
-	return f.opts.Disk.Has(k)
+	return f.opts.Disk != nil && f.opts.Disk.Has(k)
 }
 
 // pending returns chunk k from memory or the disk queue: fetched, maybe
