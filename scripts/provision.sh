@@ -60,6 +60,10 @@ PACKAGES=(
 	prometheus      # a real scrape of the metrics endpoint (about 19 MB)
 	qemu-block-extra # QEMU's curl block driver, a peer in make bench
 	nbdkit          # nbdkit's curl plugin with readahead and cache filters, a peer in make bench
+	dosfstools      # mkfs.vfat: the EFI system partition of the browsing fixtures
+	mtools          # mcopy: files into a FAT image without mounting it
+	fdisk           # sfdisk: GPT and MBR partition tables of the browsing fixtures
+	lz4             # lz4 -l: initramfs archives compressed with lz4
 )
 
 # missing_packages prints, one a line, the PACKAGES dpkg does not have installed.
