@@ -5,6 +5,7 @@ import (
 	"errors"
 	"syscall"
 
+	"github.com/osimagefs/osimagefs/contents/node"
 	"github.com/osimagefs/osimagefs/image"
 )
 
@@ -28,4 +29,23 @@ func (r *Root) errno(ctx context.Context, op string, f image.File, off int64, er
 	}
 	r.opts.Observer.ReadFailed(f, err)
 	return syscall.EIO
+}
+
+// contentsErrno turns an error from inside a layer into an errno. What
+// the image gets wrong is EIO, logged once per layer by its Tree; a name
+// not there is ENOENT; a failed fetch is a read error of the layer like
+// any other.
+func (r *Root) contentsErrno(ctx context.Context, op string, f image.File, err error) syscall.Errno {
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return syscall.ENOENT
+	case errors.Is(err, node.ErrNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, node.ErrNotLink), errors.Is(err, node.ErrNotFile):
+		return syscall.EINVAL
+	case errors.Is(err, node.ErrCorrupt):
+		r.log.Debug("contents: corrupt", "op", op, "path", f.Path, "err", err)
+		return syscall.EIO
+	}
+	return r.errno(ctx, op, f, -1, err)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/image"
 )
 
@@ -45,6 +47,12 @@ type Options struct {
 	// complete, verified layers from itself (passthrough.go); nil: every
 	// read goes through the daemon.
 	Passthrough Backing
+	// Contents shows next to each disk, squashfs, ISO and initramfs layer
+	// a directory <file>.contents with what is inside it (contents.go).
+	Contents bool
+	// Blocks keeps the blocks of those that are decompressed once read;
+	// nil decompresses on every read.
+	Blocks *blockcache.Cache
 }
 
 // Root is the root directory of a mounted image.
@@ -62,7 +70,14 @@ type Root struct {
 	pt      passthrough
 
 	byDigest map[digest.Digest][]*fileNode // layer files, written by OnAdd only
+
+	contentsIno atomic.Uint64 // the last inode number given to an object inside a layer
 }
+
+// contentsInoBase is above the inode numbers go-fuse gives the tree's own
+// nodes (from 2^63 up, automatic) and below none of them: objects inside
+// layers are numbered from 2^62 up.
+const contentsInoBase = 1 << 62
 
 var (
 	_ gofs.NodeOnAdder   = (*Root)(nil)
@@ -86,8 +101,10 @@ func NewRoot(tree *image.Tree, open OpenBlob, opts Options) *Root {
 	if opts.Observer == nil {
 		opts.Observer = silent{}
 	}
-	return &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now(),
+	r := &Root{tree: tree, open: open, opts: opts, log: log, owner: owner, mtime: time.Now(),
 		failLog: newFailLog(failLogInterval), now: time.Now, pt: newPassthrough(opts.Passthrough, log)}
+	r.contentsIno.Store(contentsInoBase)
+	return r
 }
 
 // OnAdd builds the whole tree once, with persistent inodes.
@@ -113,6 +130,21 @@ func (r *Root) OnAdd(ctx context.Context) {
 		}
 		parent := mkdir(parentDir(f.Path))
 		parent.AddChild(path.Base(f.Path), parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFREG}), false)
+	}
+	if !r.opts.Contents {
+		return
+	}
+	// After every file, so that a .contents directory never hides one.
+	for _, f := range r.tree.Files {
+		if !f.Lazy() || !Browsable(f.Role) {
+			continue
+		}
+		parent, name := dirs[parentDir(f.Path)], path.Base(f.Path)+ContentsSuffix
+		if parent.GetChild(name) != nil {
+			continue
+		}
+		c := &layerContents{root: r, file: f, blob: parent.GetChild(path.Base(f.Path)).Operations().(*fileNode).blob}
+		parent.AddChild(name, parent.NewPersistentInode(ctx, &contentsNode{c: c, top: true}, gofs.StableAttr{Mode: syscall.S_IFDIR}), false)
 	}
 }
 

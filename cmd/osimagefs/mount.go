@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -14,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/osimagefs/osimagefs/blobstore"
-	"github.com/osimagefs/osimagefs/cache"
+	"github.com/osimagefs/osimagefs/contents/blockcache"
 	osfs "github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/lazy"
 )
@@ -36,11 +35,13 @@ type mountFlags struct {
 	verify      string
 	record      string
 	passthrough bool
+	contents    bool
+	contentsMem sizeFlag
 	host        hostFlags
 }
 
 func newMountCmd(g *globalFlags) *cobra.Command {
-	f := &mountFlags{chunkSize: lazy.DefaultChunkSize, cacheSize: 10 << 30, readAhead: osfs.DefaultReadAhead}
+	f := &mountFlags{chunkSize: lazy.DefaultChunkSize, cacheSize: 10 << 30, readAhead: osfs.DefaultReadAhead, contentsMem: blockcache.DefaultBytes}
 	c := &cobra.Command{
 		Use:   "mount [flags] REFERENCE MOUNTPOINT",
 		Short: "Mount an OS image read-only and serve it until unmounted",
@@ -123,6 +124,8 @@ signalled with sd_notify.`,
 	fl.StringVar(&f.prefetch, "prefetch", "auto", prefetchHelp)
 	fl.StringVar(&f.record, "record", "", recordHelp)
 	fl.BoolVar(&f.passthrough, "passthrough", true, passthroughHelp)
+	fl.BoolVar(&f.contents, "contents", true, contentsHelp)
+	fl.Var(&f.contentsMem, "contents-cache", contentsCacheHelp)
 	f.host.register(fl)
 	return c
 }
@@ -209,27 +212,10 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		return err
 	}
 
-	if f.memoryCache == 0 {
-		f.memoryCache = memoryWithoutDisk
-		if disk != nil {
-			f.memoryCache = memoryWithDisk
-		}
-	}
-	// --memory-cache bounds all chunk memory: the LRU gets what the
-	// requests in flight (at most --parallel of maxRequest bytes) leave,
-	// and the Go runtime is told to collect garbage before the process
-	// grows much beyond it (unless GOMEMLIMIT says otherwise).
 	const maxRequest = lazy.DefaultMaxRequest
-	inflight := int64(f.parallel) * max(int64(f.chunkSize), maxRequest)
-	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), int64(f.memoryCache)); ok {
-		debug.SetMemoryLimit(limit)
-	} else {
-		log.Debug("memory limit left to GOMEMLIMIT", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"))
-	}
-	lru := max(int64(f.chunkSize), int64(f.memoryCache)-inflight)
-	mem, err := cache.NewMemory(lru, int64(f.chunkSize))
+	mem, lru, err := memoryFor(int64(f.memoryCache), disk != nil, f.parallel, int64(f.chunkSize), log)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	// Without a disk cache what is fetched ahead waits in the LRU for its
 	// reader: a window larger than half of it would be evicted unread.
@@ -265,7 +251,8 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	}
 	defer fetcher.Close()
 
-	fopts := osfs.Options{Logger: log, ReadAhead: readAhead, Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served)}
+	fopts := osfs.Options{Logger: log, ReadAhead: readAhead, Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served),
+		Contents: f.contents, Blocks: blockcache.New(int64(f.contentsMem))}
 	if f.passthrough && disk != nil {
 		fopts.Passthrough = disk
 	}
@@ -309,6 +296,11 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	log.Info("unmounted", "mountpoint", dir)
 	return rec.write(log)
 }
+
+// contentsHelp is the help of --contents.
+const contentsHelp = "show next to each disk.img, root.squashfs, image.iso and initramfs a read-only directory <file>.contents " +
+	"with what is inside: partitions p1, p2, ... and their ext4, FAT, squashfs or ISO file systems, squashfs, ISO 9660 " +
+	"(Rock Ridge, Joliet), cpio initramfs. Listing one fetches only the format's metadata; reading a file only its blocks"
 
 // passthroughHelp is the help of --passthrough.
 const passthroughHelp = "let the kernel read a layer straight from the disk cache (FUSE passthrough: no daemon CPU, local-file speed) " +

@@ -45,7 +45,7 @@ unmounts cleanly instead and exits 0).`,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log verbosity: debug, info, warn or error (logs go to stderr; see mount --log-file)")
-	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newIndexCmd(g), newProfileCmd(g), newFetchCmd(g), newStatusCmd(), newVersionCmd())
+	root.AddCommand(newMountCmd(g), newInspectCmd(g), newPushCmd(g), newIndexCmd(g), newProfileCmd(g), newFetchCmd(g), newLsCmd(g), newCatCmd(g), newCpCmd(g), newStatusCmd(), newVersionCmd())
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		// Every command takes a REFERENCE first.
 		if len(args) > 0 && hasUserInfo(args[0]) {
