@@ -187,9 +187,9 @@ func TestFaultRegistryStopped(t *testing.T) {
 		t.Fatalf("osimagefs exited with the registry stopped: %v", err)
 	default:
 	}
-	out, err := exec.Command("ls", "-lR", dir).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "disk.img") || !strings.Contains(string(out), "kernel") {
-		t.Fatalf("ls -lR with the registry stopped: %v\n%s", err, out)
+	out, err := listTree(dir)
+	if err != nil || !strings.Contains(out, "disk.img") || !strings.Contains(out, "kernel") {
+		t.Fatalf("listing the tree with the registry stopped: %v\n%s", err, out)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "amd64/virtualization/manifest.json")); err != nil || len(b) == 0 {
 		t.Fatalf("manifest.json with the registry stopped: %v", err)
