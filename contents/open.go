@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/osimagefs/osimagefs/contents/cpio"
 	"github.com/osimagefs/osimagefs/contents/ext4"
@@ -53,7 +54,8 @@ func open(ctx context.Context, r node.ReaderAt, size int64, name string, opt nod
 	format := detect(h)
 	log := opt.Logger()
 	fail := func(err error) (node.FS, Format, error) {
-		if errors.Is(err, node.ErrCorrupt) || errors.Is(err, ErrUnrecognised) {
+		// A structure that points past the end of the image is corrupt too.
+		if errors.Is(err, node.ErrCorrupt) || errors.Is(err, ErrUnrecognised) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			log.Warn("contents: showing an empty directory", "layer", name, "format", format, "why", err)
 			return emptyFS{}, Unknown, nil
 		}
