@@ -32,6 +32,7 @@ const noFragment = 0xffffffff
 // inode is one parsed inode: its Attr and what reading it needs.
 type inode struct {
 	ino  node.Ino
+	typ  uint16 // the stored type, basic or extended
 	attr node.Attr
 
 	// Directories: where the listing starts and its length in bytes.
@@ -99,7 +100,7 @@ func (f *fs) parseInode(ctx context.Context, ino node.Ino) (*inode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("squashfs: inode %d gid: %w", ino, err)
 	}
-	in := &inode{ino: ino, attr: node.Attr{
+	in := &inode{ino: ino, typ: typ, attr: node.Attr{
 		Mode:  uint32(perm) & 0o7777,
 		Uid:   uid,
 		Gid:   gid,
