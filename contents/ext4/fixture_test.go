@@ -205,4 +205,3 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
