@@ -123,7 +123,8 @@ func newDecoder(c codec, in *bufio.Reader, scan bool) (*decoder, error) {
 		if err := xzDictOK(in); err != nil {
 			return nil, err
 		}
-		z, err := xz.ReaderConfig{SingleStream: true}.NewReader(in)
+		// DictCap at its least: the stream says how much it needs.
+		z, err := xz.ReaderConfig{SingleStream: true, DictCap: lzma.MinDictCap}.NewReader(in)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"syscall"
@@ -303,3 +304,34 @@ var errEIO = errors.New("network EIO")
 type failingReader struct{}
 
 func (failingReader) ReadAt(context.Context, []byte, int64) (int, error) { return 0, errEIO }
+
+// TestConcurrent reads one compressed file from many goroutines at once,
+// with a cache too small to hold it, so that pieces are decompressed again.
+func TestConcurrent(t *testing.T) {
+	big := fixture.RandomBytes(4, 2<<20)
+	img := goCompress["zstd"](t, new(newc).add(file("big", string(big))).trailer())
+	for _, cache := range []*blockcache.Cache{nil, blockcache.New(512 << 10)} {
+		fs := openBytes(t, img, node.Options{Blocks: cache})
+		ino := lookup(t, fs, "big")
+		errs := make(chan error, 8)
+		for g := range 8 {
+			go func() {
+				p := make([]byte, 64<<10)
+				for i := range 16 {
+					off := int64((g*7+i*13)%32) * int64(len(p))
+					n, err := fs.ReadAt(context.Background(), ino, p, off)
+					if err != nil && err != io.EOF || !bytes.Equal(p[:n], big[off:off+int64(n)]) || n == 0 {
+						errs <- fmt.Errorf("at %d: %d bytes, %v", off, n, err)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
