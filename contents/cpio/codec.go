@@ -66,6 +66,7 @@ type decoder struct {
 	close func()
 	c     codec
 	over  int
+	eof   bool // the stream ended: never read the input again
 }
 
 // errors the decoders return where a stream is followed by other data;
@@ -78,6 +79,9 @@ const (
 // Read reads decompressed bytes, turning the end of one stream followed
 // by more input into io.EOF.
 func (d *decoder) Read(p []byte) (int, error) {
+	if d.eof {
+		return 0, io.EOF
+	}
 	n, err := d.r.Read(p)
 	if err != nil && err != io.EOF {
 		switch {
@@ -87,6 +91,7 @@ func (d *decoder) Read(p []byte) (int, error) {
 			d.over, err = 2, io.EOF
 		}
 	}
+	d.eof = err == io.EOF
 	return n, err
 }
 
@@ -118,7 +123,8 @@ func newDecoder(c codec, in *bufio.Reader, scan bool) (*decoder, error) {
 		if err := xzDictOK(in); err != nil {
 			return nil, err
 		}
-		z, err := xz.ReaderConfig{SingleStream: true}.NewReader(in)
+		// DictCap at its least: the stream says how much it needs.
+		z, err := xz.ReaderConfig{SingleStream: true, DictCap: lzma.MinDictCap}.NewReader(in)
 		if err != nil {
 			return nil, err
 		}
