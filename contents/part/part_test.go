@@ -338,8 +338,17 @@ func TestReadError(t *testing.T) {
 
 func FuzzPartitions(f *testing.F) {
 	if _, err := exec.LookPath("sfdisk"); err == nil {
-		for _, b := range [][]byte{gptDisk(f), dosDisk(f)} {
-			f.Add(b[:4<<10])
+		dir := f.TempDir()
+		for i, script := range []string{
+			"label: gpt\nfirst-lba: 34\nstart=34, size=4, type=" + esp + ", name=\"EFI\"\nstart=40, size=8\n",
+			"label: dos\nstart=1, size=20, type=83\nstart=21, size=20, type=c\nstart=41, size=50, type=5\nstart=43, size=10, type=83\nstart=70, size=10, type=82\n",
+		} {
+			path := filepath.Join(dir, strconv.Itoa(i))
+			sfdisk(f, path, 48<<10, script)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				f.Fatal(err)
+			}
 			f.Add(b)
 		}
 	}
