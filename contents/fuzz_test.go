@@ -88,7 +88,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		f.Fatal(err)
 	}
 	cmd := exec.CommandContext(ctx, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", at("disk"))
-	cmd.Stdin = strings.NewReader("label: gpt\nfirst-lba: 64\nstart=64, size=" + itoa(len(fat)/512) + ", type=U\n")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("label: gpt\nfirst-lba: 64\nstart=64, size=%d, type=U\n", len(fat)/512))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		f.Fatalf("sfdisk: %v: %s", err, out)
 	}

@@ -54,8 +54,9 @@ func open(ctx context.Context, r node.ReaderAt, size int64, name string, opt nod
 	format := detect(h)
 	log := opt.Logger()
 	fail := func(err error) (node.FS, Format, error) {
-		// A structure that points past the end of the image is corrupt too.
-		if errors.Is(err, node.ErrCorrupt) || errors.Is(err, ErrUnrecognised) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A structure that points past the end of the image is corrupt
+		// too; a variant the reader does not support is not recognised.
+		if errors.Is(err, node.ErrCorrupt) || errors.Is(err, ErrUnrecognised) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errors.ErrUnsupported) {
 			log.Warn("contents: showing an empty directory", "layer", name, "format", format, "why", err)
 			return emptyFS{}, Unknown, nil
 		}

@@ -42,6 +42,8 @@ func (m *mapFS) ReadAt(ctx context.Context, ino node.Ino, p []byte, off int64) (
 	return 0, node.ErrNotFile
 }
 
+func de(name string, ino node.Ino) node.DirEntry { return node.DirEntry{Name: name, Ino: ino} }
+
 func dirAttr() node.Attr  { return node.Attr{Mode: syscall.S_IFDIR | 0o755} }
 func fileAttr() node.Attr { return node.Attr{Mode: syscall.S_IFREG | 0o644} }
 
@@ -57,10 +59,10 @@ func TestListLeavesOutUnsafeNamesAndLoops(t *testing.T) {
 	fs := &mapFS{
 		attrs: map[node.Ino]node.Attr{1: dirAttr(), 2: dirAttr(), 3: fileAttr(), 4: dirAttr()},
 		dirs: map[node.Ino][]node.DirEntry{
-			1: {{"sub", 2}, {"a/b", 3}, {"..", 2}, {".", 1}, {"", 3}, {"nul\x00", 3}, {"file", 3}, {"file", 3}, {"other", 4}},
+			1: {de("sub", 2), de("a/b", 3), de("..", 2), de(".", 1), de("", 3), de("nul\x00", 3), de("file", 3), de("file", 3), de("other", 4)},
 			// sub lists the root (a loop) and "other", which the root lists too
 			// (a directory hard link); the file may have links anywhere.
-			2: {{"up", 1}, {"again", 4}, {"link", 3}},
+			2: {de("up", 1), de("again", 4), de("link", 3)},
 		},
 	}
 	var logs bytes.Buffer
