@@ -214,13 +214,68 @@ type target struct {
 	path  string      // as given, cleaned
 	dir   bool        // a directory of the mount's tree (or its top)
 	file  *image.File // a file of the tree
+	layer *image.File // the layer whose .contents directory this is, not opened yet
 	tree  *contents.Tree
 	entry contents.Entry // inside tree
 }
 
 // isDir reports whether the target lists as a directory.
 func (t target) isDir() bool {
-	return t.dir || (t.tree != nil && t.entry.Attr.Mode&syscall.S_IFMT == syscall.S_IFDIR)
+	return t.dir || t.layer != nil || (t.tree != nil && t.entry.Attr.Mode&syscall.S_IFMT == syscall.S_IFDIR)
+}
+
+// inside returns t with a .contents directory opened: its root.
+func (b *browser) inside(ctx context.Context, t target) (target, error) {
+	if t.layer == nil {
+		return t, nil
+	}
+	tr, err := b.contentsOf(ctx, *t.layer)
+	if err != nil {
+		return target{}, err
+	}
+	e, err := walkInside(ctx, tr, nil, false)
+	if err != nil {
+		return target{}, fmt.Errorf("PATH %q: %w", t.path, err)
+	}
+	return target{path: t.path, tree: tr, entry: e}, nil
+}
+
+// list returns the entries of directory t: of the mount's tree, opening
+// nothing, or inside a layer, opening its .contents directory if need be.
+func (b *browser) list(ctx context.Context, t target) (target, []target, error) {
+	t, err := b.inside(ctx, t)
+	if err != nil {
+		return target{}, nil, err
+	}
+	if t.tree == nil {
+		return t, b.children(t), nil
+	}
+	ents, err := t.tree.List(ctx, t.entry.Ino)
+	if err != nil {
+		return target{}, nil, fmt.Errorf("list %s: %w", t.path, err)
+	}
+	out := make([]target, len(ents))
+	for i, e := range ents {
+		out[i] = target{path: path.Join(t.path, e.Name), tree: t.tree, entry: e}
+	}
+	return t, out, nil
+}
+
+// children lists directory t of the mount's tree, opening nothing.
+func (b *browser) children(t target) []target {
+	var out []target
+	for _, name := range b.names(t.path) {
+		p := path.Join(t.path, name)
+		switch f := b.file(p); {
+		case f != nil:
+			out = append(out, target{path: p, file: f})
+		case strings.HasSuffix(name, osfs.ContentsSuffix) && b.file(strings.TrimSuffix(p, osfs.ContentsSuffix)) != nil:
+			out = append(out, target{path: p, layer: b.file(strings.TrimSuffix(p, osfs.ContentsSuffix))})
+		default:
+			out = append(out, target{path: p, dir: true})
+		}
+	}
+	return out
 }
 
 // cleanPath is PATH relative to the top of the tree, "" for the top.

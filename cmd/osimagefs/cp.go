@@ -114,23 +114,9 @@ func (b *browser) cpDir(ctx context.Context, stderr io.Writer, t target, dest st
 	if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("copy %s: %w", t.path, err)
 	}
-	var children []target
-	if t.tree == nil {
-		for _, name := range b.names(t.path) {
-			c, err := b.resolve(ctx, path.Join(t.path, name), false)
-			if err != nil {
-				return err
-			}
-			children = append(children, c)
-		}
-	} else {
-		ents, err := t.tree.List(ctx, t.entry.Ino)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", t.path, err)
-		}
-		for _, e := range ents {
-			children = append(children, target{path: path.Join(t.path, e.Name), tree: t.tree, entry: e})
-		}
+	t, children, err := b.list(ctx, t)
+	if err != nil {
+		return err
 	}
 	for _, c := range children {
 		if err := b.cp(ctx, stderr, c, filepath.Join(dest, path.Base(c.path))); err != nil {

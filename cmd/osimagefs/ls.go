@@ -80,41 +80,21 @@ func (b *browser) lsDir(ctx context.Context, w io.Writer, t target, recursive, h
 	if heading {
 		fmt.Fprintf(w, "\n%s:\n", t.path)
 	}
+	t, children, err := b.list(ctx, t)
+	if err != nil {
+		return err
+	}
 	var subdirs []target
-	if t.tree == nil {
-		for _, name := range b.names(t.path) {
-			c, err := b.resolve(ctx, path.Join(t.path, name), false)
-			if err != nil {
-				return err
-			}
-			l, err := b.row(ctx, c, name)
-			if err != nil {
-				return err
-			}
-			if err := printLine(w, l); err != nil {
-				return err
-			}
-			if c.isDir() {
-				subdirs = append(subdirs, c)
-			}
-		}
-	} else {
-		ents, err := t.tree.List(ctx, t.entry.Ino)
+	for _, c := range children {
+		l, err := b.row(ctx, c, path.Base(c.path))
 		if err != nil {
-			return fmt.Errorf("list %s: %w", t.path, err)
+			return err
 		}
-		for _, e := range ents {
-			c := target{path: path.Join(t.path, e.Name), tree: t.tree, entry: e}
-			l, err := b.row(ctx, c, e.Name)
-			if err != nil {
-				return err
-			}
-			if err := printLine(w, l); err != nil {
-				return err
-			}
-			if c.isDir() {
-				subdirs = append(subdirs, c)
-			}
+		if err := printLine(w, l); err != nil {
+			return err
+		}
+		if c.isDir() {
+			subdirs = append(subdirs, c)
 		}
 	}
 	if !recursive {

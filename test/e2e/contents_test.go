@@ -233,10 +233,15 @@ func TestContents(t *testing.T) {
 func testCLIAsUser(t *testing.T, ref, src string) {
 	fixture.RequireRoot(t, "to run the commands as another user")
 	const nobody = 65534
-	home := t.TempDir()
-	if err := os.Chmod(home, 0o755); err != nil {
+	// Not under t.TempDir(), whose parent only root may enter.
+	home, err := os.MkdirTemp("", "osimagefs-nobody-")
+	if err == nil {
+		err = os.Chmod(home, 0o755)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(home) })
 	bin := filepath.Join(home, "osimagefs")
 	raw, err := os.ReadFile(plainBinary)
 	if err == nil {
@@ -371,13 +376,18 @@ func compareObject(t *testing.T, rel, srcPath, gotPath string, want, got os.File
 		return
 	}
 	ws, gs := want.Sys().(*syscall.Stat_t), got.Sys().(*syscall.Stat_t)
+	if rel == "." {
+		// The .contents directory (or pN) is the mount's own: 0555, the
+		// mounting user's, so that stat of it reads nothing.
+		return
+	}
 	if c.modes && ws.Mode&0o7777 != gs.Mode&0o7777 {
 		t.Errorf("%s: mode %o, want %o", rel, gs.Mode&0o7777, ws.Mode&0o7777)
 	}
 	if c.owners && (ws.Uid != gs.Uid || ws.Gid != gs.Gid) {
 		t.Errorf("%s: owner %d:%d, want %d:%d", rel, gs.Uid, gs.Gid, ws.Uid, ws.Gid)
 	}
-	if c.mtimes && rel != "." {
+	if c.mtimes {
 		if d := got.ModTime().Sub(want.ModTime()).Abs(); d > c.mtimeSlack && d >= time.Second {
 			t.Errorf("%s: mtime %s, want %s", rel, got.ModTime().UTC(), want.ModTime().UTC())
 		}
