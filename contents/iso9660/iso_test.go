@@ -545,3 +545,27 @@ func FuzzISO9660(f *testing.F) {
 		walk(fs, fs.Root(), 0)
 	})
 }
+
+// TestConcurrent walks one FS from several goroutines (for -race).
+func TestConcurrent(t *testing.T) {
+	fixture.RequireTools(t, "xorriso")
+	src := filepath.Join(t.TempDir(), "src")
+	source(t, src)
+	out := filepath.Join(t.TempDir(), "out.iso")
+	xorriso(t, "-as", "mkisofs", "-R", "-J", "--hardlinks", "-o", out, src)
+	img, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := open(t, img, node.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for range 8 {
+		go func() { walk(f, f.Root(), 0); done <- struct{}{} }()
+	}
+	for range 8 {
+		<-done
+	}
+}
