@@ -34,8 +34,9 @@ const (
 // cacheLen bounds the parsed objects kept.
 const cacheLen = 1 << 16
 
-// maxExtents bounds the extents of one multi-extent file.
-const maxExtents = 1024
+// maxExtents bounds the extents of one multi-extent file (4 GiB each at
+// most), so that the cached objects stay small.
+const maxExtents = 256
 
 // FS is an open ISO 9660 image.
 type FS struct {
