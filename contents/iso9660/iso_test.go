@@ -416,8 +416,12 @@ func tinyISO() []byte {
 	sl := []byte{'S', 'L', 0, 1, 0, 8, 0, 2, 0, 0, 3, 'a', 'b', 'c'}
 	sl[2] = byte(len(sl))
 	d = append(d, rec(0, 0, 0, "LINK.;1", slices.Concat(px(0o120777, 1, 3), nm("link"), sl))...)
+	// a file of two extents: block 19 whole, then 3 bytes of block 20
+	d = append(d, rec(19, bs, flagMulti, "MULTI.;1", slices.Concat(px(0o100600, 1, 4), nm("multi")))...)
+	d = append(d, rec(20, 3, 0, "MULTI.;1", nil)...)
 	copy(dir, d)
 	copy(b[19*bs:], "hello")
+	copy(b[20*bs:], "abc")
 	copy(b[21*bs:], "ST\x04\x01") // the continuation area: a terminator
 	return b
 }
@@ -429,7 +433,7 @@ func TestTiny(t *testing.T) {
 	}
 	ctx := context.Background()
 	ents, err := f.ReadDir(ctx, f.Root())
-	if err != nil || len(ents) != 2 || ents[0].Name != "file" || ents[1].Name != "link" {
+	if err != nil || len(ents) != 3 || ents[0].Name != "file" || ents[1].Name != "link" || ents[2].Name != "multi" {
 		t.Fatalf("%+v, %v", ents, err)
 	}
 	if l, err := f.Readlink(ctx, ents[1].Ino); l != "/./abc" || err != nil {
@@ -438,6 +442,18 @@ func TestTiny(t *testing.T) {
 	buf := make([]byte, 5)
 	if n, err := f.ReadAt(ctx, ents[0].Ino, buf, 0); n != 5 || err != nil || string(buf) != "hello" {
 		t.Errorf("read %q, %v", buf[:n], err)
+	}
+	multi := ents[2].Ino
+	if a, err := f.Attr(ctx, multi); err != nil || a.Size != 2048+3 || a.Mode != syscall.S_IFREG|0o600 {
+		t.Errorf("multi-extent attr %+v, %v", a, err)
+	}
+	buf = make([]byte, 10)
+	if n, err := f.ReadAt(ctx, multi, buf, 2045); n != 6 || err != io.EOF || string(buf[:6]) != "\x00\x00\x00abc" {
+		t.Errorf("read across the extents: %q, %v", buf[:n], err)
+	}
+	g, _, _ := open(t, tinyISO(), node.Limits{}) // the extents found again from the Ino alone
+	if a, err := g.Attr(ctx, multi); err != nil || a.Size != 2048+3 {
+		t.Errorf("fresh multi-extent attr %+v, %v", a, err)
 	}
 }
 
