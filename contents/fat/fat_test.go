@@ -418,3 +418,22 @@ func FuzzFAT(f *testing.F) {
 		walk(fs, fs.Root(), 0)
 	})
 }
+
+// TestConcurrent walks one FS from several goroutines (for -race).
+func TestConcurrent(t *testing.T) {
+	fixture.RequireTools(t, "mkfs.vfat", "mcopy")
+	src := filepath.Join(t.TempDir(), "src")
+	source(t, src)
+	img := makeFAT(t, src, filepath.Join(t.TempDir(), "img"), 12, 8192, "-s", "8")
+	f, _, err := open(t, img, node.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for range 8 {
+		go func() { walk(f, f.Root(), 0); done <- struct{}{} }()
+	}
+	for range 8 {
+		<-done
+	}
+}
