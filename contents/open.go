@@ -69,9 +69,16 @@ func open(ctx context.Context, r node.ReaderAt, size int64, name string, opt nod
 		if !disk {
 			return fail(fmt.Errorf("a partition table inside a partition: %w", ErrUnrecognised))
 		}
-		ps, err := readPartitions(ctx, r, size, opt)
+		all, err := readPartitions(ctx, r, size, opt)
 		if err != nil {
 			return fail(err)
+		}
+		// An MBR's extended partition holds the logical ones, no file system.
+		var ps []part.Partition
+		for _, p := range all {
+			if !p.Extended() {
+				ps = append(ps, p)
+			}
 		}
 		if len(ps) == 0 {
 			return fail(fmt.Errorf("%s partition table with no partitions: %w", format, ErrUnrecognised))
