@@ -65,19 +65,26 @@ MOUNT_PID=$!
 for _ in $(seq 200); do mountpoint -q "$MNT" && break; sleep 0.05; done
 mountpoint -q "$MNT" || { cat "$WORK/mount.log"; exit 1; }
 
-say "ls -lR $MNT   (sizes from descriptors: nothing fetched)"
-ls -lR "$MNT"
+say "ls -lR $MNT   (sizes from descriptors: nothing fetched; -I leaves out what is inside the layers)"
+ls -lR -I '*.contents' "$MNT"
 
 V="$MNT/amd64/virtualization"
 say "cat cmdline"
 cat "$V/cmdline"; echo
-say "4 KiB from the middle of disk.img (fetches one 1 MiB chunk of the 96 MiB blob)"
+say "4 KiB from the middle of disk.img (fetches one 64 KiB chunk of the 96 MiB blob)"
 dd if="$V/disk.img" of="$WORK/block" bs=4k skip=12000 count=1 status=none
 od -A d -t x1 "$WORK/block" | sed -n 1,4p
 say "loop-mounting disk.img read-only and reading one file"
 mount -o loop,ro "$V/disk.img" "$LOOP"
 cat "$LOOP/etc/os-release" "$LOOP/usr/share/demo/hello.txt"
 du -sh --apparent-size "$WORK/cache" | sed 's/^/disk cache now holds: /'
+
+say "browsing inside the layers, without root or loop devices: <file>.contents/"
+ls -l "$V/root.squashfs.contents/etc" "$V/image.iso.contents"
+cat "$V/disk.img.contents/usr/share/demo/hello.txt" "$V/image.iso.contents/README.TXT"
+say "the same without a mount: osimagefs ls and cat (works as any user)"
+"$BIN" ls --plain-http --cache-dir "$WORK/cache" "$HOST/demo/os:1.0" amd64/virtualization/root.squashfs.contents/usr/share/demo
+"$BIN" cat --plain-http --cache-dir "$WORK/cache" "$HOST/demo/os:1.0" amd64/virtualization/root.squashfs.contents/etc/os-release
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 say "mounted at $MNT — explore it from another shell; Ctrl-C here unmounts and cleans up"

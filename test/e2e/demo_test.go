@@ -39,8 +39,10 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"amd64/virtualization/disk.img", // inspect's table
 		"root.squashfs",
-		"console=ttyS0 root=/dev/vda ro", // the cmdline file
-		"hello from inside disk.img",     // a file read from the loop-mounted disk.img
+		"console=ttyS0 root=/dev/vda ro",         // the cmdline file
+		"hello from inside disk.img",             // a file read from the loop-mounted disk.img
+		"boot me",                                // read through image.iso.contents
+		"-rw-r--r--   1     0     0   50331648 ", // osimagefs ls of the squashfs: payload.bin
 		"demo: cleaned up",
 	} {
 		if !strings.Contains(string(out), want) {
