@@ -41,7 +41,7 @@ func FuzzSquashfs(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		fs, err := Open(ctx, &memReader{b: data}, int64(len(data)), node.Options{Blocks: blockcache.New(4 << 20), Limits: fuzzLimits})
 		if err != nil {
@@ -50,7 +50,7 @@ func FuzzSquashfs(f *testing.F) {
 			}
 			return
 		}
-		if _, err := walk(ctx, fs, 5000, 3000, 2<<20); err != nil && !errors.Is(err, node.ErrCorrupt) {
+		if _, err := walk(ctx, fs, 5000, 3000, 8<<20); err != nil && !errors.Is(err, node.ErrCorrupt) {
 			t.Fatalf("walk: error not ErrCorrupt: %v", err)
 		}
 	})
