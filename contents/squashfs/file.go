@@ -18,9 +18,9 @@ const (
 	blockSizeMask     = blockUncompressed - 1
 )
 
-// chunkLen is how many block list entries one checkpoint covers: one
-// metadata block's worth.
-const chunkLen = metaSize / 4
+// chunkLen is how many block list entries one checkpoint covers and one
+// file keeps decoded (2 KiB).
+const chunkLen = 512
 
 // fileInode is a regular file: where its blocks are, read lazily from its
 // block list, one chunk at a time, so a huge file costs no huge list.

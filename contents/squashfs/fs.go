@@ -64,6 +64,8 @@ func Open(ctx context.Context, r node.ReaderAt, size int64, opt node.Options) (n
 		return nil, fmt.Errorf("squashfs: superblock: %w: root inode reference %#x", node.ErrCorrupt, sb.rootRef)
 	}
 	f.root = root
+	f.log.Debug("squashfs: opened", "compression", f.dec.name, "block", sb.blockSize,
+		"inodes", sb.inodeCount, "fragments", sb.fragCount, "ids", sb.idCount, "bytes", sb.bytesUsed)
 
 	node.Prefetch(ctx, r, f.prefetchRanges())
 	in, err := f.inode(ctx, root)

@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // fuzzLimits keep one fuzz input cheap.
@@ -41,7 +46,7 @@ func FuzzSquashfs(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		fs, err := Open(ctx, &memReader{b: data}, int64(len(data)), node.Options{Blocks: blockcache.New(4 << 20), Limits: fuzzLimits})
 		if err != nil {
@@ -50,8 +55,35 @@ func FuzzSquashfs(f *testing.F) {
 			}
 			return
 		}
-		if _, err := walk(ctx, fs, 5000, 3000, 2<<20); err != nil && !errors.Is(err, node.ErrCorrupt) {
+		if _, err := walk(ctx, fs, 5000, 3000, 8<<20); err != nil && !errors.Is(err, node.ErrCorrupt) {
 			t.Fatalf("walk: error not ErrCorrupt: %v", err)
 		}
 	})
+}
+
+// TestSeeds checks that the committed seed images are valid: they open
+// and walk without an error.
+func TestSeeds(t *testing.T) {
+	paths, err := filepath.Glob("testdata/fuzz/FuzzSquashfs/seed-*")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no seeds: %v", err)
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, ok := strings.CutPrefix(string(b), "go test fuzz v1\n[]byte(")
+			body, ok2 := strings.CutSuffix(body, ")\n")
+			data, err := strconv.Unquote(body)
+			if !ok || !ok2 || err != nil {
+				t.Fatalf("not a go test fuzz v1 file: %v", err)
+			}
+			ctx := fixture.Context(t, time.Minute)
+			if err := openWalk(ctx, []byte(data), int64(len(data))); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

@@ -260,9 +260,11 @@ type walked struct {
 }
 
 // walk visits every object under the root, depth first, reading all of
-// every file in pieces of piece bytes; it stops at the first error.
+// every file in pieces of piece bytes, at most maxObjects objects and
+// maxRead bytes in all; it stops at the first error.
 func walk(ctx context.Context, f node.FS, piece int, maxObjects int, maxRead int64) ([]walked, error) {
 	var out []walked
+	budget := maxRead
 	var visit func(path string, ino node.Ino, depth int) error
 	onPath := map[node.Ino]bool{}
 	visit = func(path string, ino node.Ino, depth int) error {
@@ -279,10 +281,11 @@ func walk(ctx context.Context, f node.FS, piece int, maxObjects int, maxRead int
 			h := sha256.New()
 			buf := make([]byte, piece)
 			var off int64
-			for off < maxRead {
+			for budget > 0 {
 				n, err := f.ReadAt(ctx, ino, buf, off)
 				h.Write(buf[:n])
 				off += int64(n)
+				budget -= int64(n)
 				if err == io.EOF {
 					break
 				}
@@ -293,7 +296,7 @@ func walk(ctx context.Context, f node.FS, piece int, maxObjects int, maxRead int
 					return fmt.Errorf("read %q at %d: short read %d without an error", path, off, n)
 				}
 			}
-			if off < maxRead && off != a.Size {
+			if budget > 0 && off != a.Size {
 				return fmt.Errorf("read %q: %d bytes, size %d", path, off, a.Size)
 			}
 			copy(w.sum[:], h.Sum(nil))

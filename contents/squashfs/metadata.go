@@ -96,34 +96,9 @@ func (c *metaCursor) read(ctx context.Context, p []byte) error {
 	return nil
 }
 
-// skip moves the cursor n bytes on.
-func (c *metaCursor) skip(ctx context.Context, n int64) error {
-	var buf [512]byte
-	for n > 0 {
-		k := min(n, int64(len(buf)))
-		if err := c.read(ctx, buf[:k]); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return nil
-}
-
-// u16, u32 and u64 read one little-endian number.
-func (c *metaCursor) u16(ctx context.Context) (uint16, error) {
-	var b [2]byte
-	err := c.read(ctx, b[:])
-	return binary.LittleEndian.Uint16(b[:]), err
-}
-
+// u32 reads one little-endian number.
 func (c *metaCursor) u32(ctx context.Context) (uint32, error) {
 	var b [4]byte
 	err := c.read(ctx, b[:])
 	return binary.LittleEndian.Uint32(b[:]), err
-}
-
-func (c *metaCursor) u64(ctx context.Context) (uint64, error) {
-	var b [8]byte
-	err := c.read(ctx, b[:])
-	return binary.LittleEndian.Uint64(b[:]), err
 }

@@ -385,3 +385,38 @@ func tinyImage(t testing.TB, args ...string) []byte {
 	}
 	return data
 }
+
+// TestConcurrent walks one FS from several goroutines at once, sharing a
+// small block cache, and checks they all see what one walk sees.
+func TestConcurrent(t *testing.T) {
+	img := buildImage(t, 16<<10, "-comp", "zstd")
+	ctx := fixture.Context(t, 2*time.Minute)
+	f, err := Open(ctx, &memReader{b: img.data}, int64(len(img.data)), node.Options{Blocks: blockcache.New(256 << 10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := walk(ctx, f, 5000, 1<<20, 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 6)
+	for g := range cap(errs) {
+		go func() {
+			got, err := walk(ctx, f, 3000+g*1000, 1<<20, 1<<40)
+			if err == nil && len(got) != len(want) {
+				err = fmt.Errorf("walked %d objects, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if err == nil && (got[i].path != want[i].path || got[i].sum != want[i].sum || got[i].attr != want[i].attr) {
+					err = fmt.Errorf("%q differs", got[i].path)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
