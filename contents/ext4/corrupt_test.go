@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/osimagefs/osimagefs/contents/node"
@@ -161,16 +162,15 @@ func TestCorrupt(t *testing.T) {
 // errReader fails every read after the first n.
 type errReader struct {
 	r    node.ReaderAt
-	left int
+	left atomic.Int64
 }
 
 var errNetwork = errors.New("network down")
 
 func (e *errReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if e.left <= 0 {
+	if e.left.Add(-1) < 0 {
 		return 0, errNetwork
 	}
-	e.left--
 	return e.r.ReadAt(ctx, p, off)
 }
 
@@ -182,10 +182,11 @@ func TestReaderError(t *testing.T) {
 	if _, err := Open(ctx, &errReader{r: bytesReader(img)}, int64(len(img)), node.Options{}); !errors.Is(err, errNetwork) || errors.Is(err, node.ErrCorrupt) {
 		t.Errorf("Open: %v, want the reader's error", err)
 	}
-	r := &errReader{r: bytesReader(img), left: 1 << 30}
+	r := &errReader{r: bytesReader(img)}
+	r.left.Store(1 << 30)
 	fs, err := Open(ctx, r, int64(len(img)), node.Options{})
 	must(t, err)
-	r.left = 0
+	r.left.Store(0)
 	errs := walk(ctx, fs, 100, 1<<20)
 	if len(errs) == 0 {
 		t.Fatal("walk with a failing reader: no error")
