@@ -197,3 +197,28 @@ func TestReaderError(t *testing.T) {
 		}
 	}
 }
+
+// TestUninitExtent marks an extent uninitialized (its length over 32768):
+// it reads as zeros.
+func TestUninitExtent(t *testing.T) {
+	img := smallImage(t)
+	l := locate(t, img)
+	le := binary.LittleEndian
+	root := img[l.small+0x28:]
+	if le.Uint16(root[6:]) != 0 {
+		t.Fatal("small: extent tree of depth > 0")
+	}
+	for i := range int(le.Uint16(root[2:])) {
+		e := root[extentEntrySize*(1+i):]
+		le.PutUint16(e[4:], le.Uint16(e[4:])+maxInitExtentLen)
+	}
+	ctx := context.Background()
+	f, err := Open(ctx, bytesReader(img), int64(len(img)), node.Options{})
+	must(t, err)
+	in := lookupInode(t, f.(*fsys), "small")
+	got, err := readAll(f, node.Ino(in.ino), 777)
+	must(t, err)
+	if len(got) != 5000 || !isZero(got) {
+		t.Errorf("uninitialized extent: %d bytes, zero %v; want 5000 zeros", len(got), isZero(got))
+	}
+}
