@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/osimagefs/osimagefs/contents/node"
@@ -161,16 +162,15 @@ func TestCorrupt(t *testing.T) {
 // errReader fails every read after the first n.
 type errReader struct {
 	r    node.ReaderAt
-	left int
+	left atomic.Int64
 }
 
 var errNetwork = errors.New("network down")
 
 func (e *errReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if e.left <= 0 {
+	if e.left.Add(-1) < 0 {
 		return 0, errNetwork
 	}
-	e.left--
 	return e.r.ReadAt(ctx, p, off)
 }
 
@@ -182,10 +182,11 @@ func TestReaderError(t *testing.T) {
 	if _, err := Open(ctx, &errReader{r: bytesReader(img)}, int64(len(img)), node.Options{}); !errors.Is(err, errNetwork) || errors.Is(err, node.ErrCorrupt) {
 		t.Errorf("Open: %v, want the reader's error", err)
 	}
-	r := &errReader{r: bytesReader(img), left: 1 << 30}
+	r := &errReader{r: bytesReader(img)}
+	r.left.Store(1 << 30)
 	fs, err := Open(ctx, r, int64(len(img)), node.Options{})
 	must(t, err)
-	r.left = 0
+	r.left.Store(0)
 	errs := walk(ctx, fs, 100, 1<<20)
 	if len(errs) == 0 {
 		t.Fatal("walk with a failing reader: no error")
@@ -194,5 +195,30 @@ func TestReaderError(t *testing.T) {
 		if !errors.Is(err, errNetwork) || errors.Is(err, node.ErrCorrupt) {
 			t.Errorf("%v: want the reader's error", err)
 		}
+	}
+}
+
+// TestUninitExtent marks an extent uninitialized (its length over 32768):
+// it reads as zeros.
+func TestUninitExtent(t *testing.T) {
+	img := smallImage(t)
+	l := locate(t, img)
+	le := binary.LittleEndian
+	root := img[l.small+0x28:]
+	if le.Uint16(root[6:]) != 0 {
+		t.Fatal("small: extent tree of depth > 0")
+	}
+	for i := range int(le.Uint16(root[2:])) {
+		e := root[extentEntrySize*(1+i):]
+		le.PutUint16(e[4:], le.Uint16(e[4:])+maxInitExtentLen)
+	}
+	ctx := context.Background()
+	f, err := Open(ctx, bytesReader(img), int64(len(img)), node.Options{})
+	must(t, err)
+	in := lookupInode(t, f.(*fsys), "small")
+	got, err := readAll(f, node.Ino(in.ino), 777)
+	must(t, err)
+	if len(got) != 5000 || !isZero(got) {
+		t.Errorf("uninitialized extent: %d bytes, zero %v; want 5000 zeros", len(got), isZero(got))
 	}
 }

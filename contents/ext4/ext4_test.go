@@ -49,7 +49,7 @@ func TestTree(t *testing.T) {
 			fs, _ := openImage(t, img, node.Options{})
 			compareTree(t, fs, src)
 			t.Run("unaligned", func(t *testing.T) {
-				for _, name := range []string{"big", "sparse", "fragmented", "sizes/f65537"} {
+				for _, name := range []string{"big", "sparse", "sparse-far", "fragmented", "sizes/f65537"} {
 					checkRuns(t, fs, src, name)
 				}
 			})

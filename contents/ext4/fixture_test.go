@@ -150,6 +150,16 @@ func makeTree(t testing.TB, dir string, big int) {
 		t.Fatal(err)
 	}
 	sp.Close()
+	// sparse-far: data past 64 MiB, in the triple indirect tree of a block
+	// map with 1 KiB blocks.
+	far, err := os.Create(filepath.Join(dir, "sparse-far"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := far.WriteAt(random(5000), 70<<20+123); err != nil {
+		t.Fatal(err)
+	}
+	far.Close()
 	// fragmented: 4 KiB of data every 128 KiB, so many extents (at any block
 	// size) that the tree needs an index node.
 	fr, err := os.Create(filepath.Join(dir, "fragmented"))

@@ -67,9 +67,10 @@ func Open(ctx context.Context, r node.ReaderAt, size int64, opt node.Options) (n
 	if off := sb.descOffset(0); off+sb.descSize <= int64(len(head)) {
 		// The root's inode table block is known already: fetch it with the
 		// descriptors.
-		table := parseInodeTable(head[off : off+sb.descSize])
-		at := int64(table)*sb.blockSize + (rootIno-1)*sb.inodeSize
-		ranges = append(ranges, node.Range{Off: at &^ (sb.blockSize - 1), Len: sb.blockSize})
+		if table := parseInodeTable(head[off : off+sb.descSize]); table < sb.blocksCount {
+			at := int64(table)*sb.blockSize + (rootIno-1)*sb.inodeSize
+			ranges = append(ranges, node.Range{Off: at &^ (sb.blockSize - 1), Len: sb.blockSize})
+		}
 	}
 	node.Prefetch(ctx, r, ranges)
 
