@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/osimagefs/osimagefs/blobstore"
@@ -80,8 +81,14 @@ type browser struct {
 	close   func()
 }
 
-// openBrowser resolves ref and sets up the caches as a mount would.
-func openBrowser(ctx context.Context, g *globalFlags, f *browseFlags, ref string) (*browser, error) {
+// openBrowser resolves ref and sets up the caches as a mount would. Its
+// output is the command's, so the log says only what went wrong
+// (warnings and errors) unless --log-level asks for more.
+func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, ref string) (*browser, error) {
+	ctx := cmd.Context()
+	if !cmd.Flags().Changed("log-level") {
+		g.logLevel = "warn"
+	}
 	log, err := g.logger()
 	if err != nil {
 		return nil, err

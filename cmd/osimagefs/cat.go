@@ -20,7 +20,7 @@ followed within that layer.
   osimagefs cat localhost:5000/os/debian:13 amd64/virtualization/disk.img.contents/p1/EFI/BOOT/grub.cfg`,
 		Args: exactArgs(2, "REFERENCE and PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBrowser(cmd.Context(), g, f, args[0])
+			b, err := openBrowser(cmd, g, f, args[0])
 			if err != nil {
 				return err
 			}

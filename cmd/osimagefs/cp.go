@@ -32,7 +32,7 @@ leaves no partial file.
   osimagefs cp -r localhost:5000/os/debian:13 amd64/virtualization/root.squashfs.contents/etc ./etc`,
 		Args: exactArgs(3, "REFERENCE, PATH and DEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBrowser(cmd.Context(), g, f, args[0])
+			b, err := openBrowser(cmd, g, f, args[0])
 			if err != nil {
 				return err
 			}

@@ -39,7 +39,7 @@ the image), size (major, minor for a device), mtime (UTC), name, and
 			if len(args) == 2 {
 				p = args[1]
 			}
-			b, err := openBrowser(cmd.Context(), g, f, args[0])
+			b, err := openBrowser(cmd, g, f, args[0])
 			if err != nil {
 				return err
 			}
