@@ -49,7 +49,7 @@ func TestBrowseMounted(t *testing.T) {
 			{"find", mnt, "-name", "*.contents", "-prune", "-o", "-print"},
 			{"du", "-a", "--exclude=*.contents", mnt},
 			{"find", mnt, "-name", "*.contents", "-prune", "-o", "-exec", "stat", "{}", "+"},
-			{"find", mnt, "-name", "*.contents", "-exec", "stat", "{}", "+"},
+			{"find", mnt, "-name", "*.contents", "-prune", "-exec", "stat", "{}", "+"},
 			{"find", mnt, "-name", "*.contents", "-prune", "-o", "-exec", "ls", "-ld", "{}", "+"},
 		} {
 			out, err := exec.Command(args[0], args[1:]...).CombinedOutput()

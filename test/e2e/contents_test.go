@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	encbin "encoding/binary"
 	"encoding/hex"
+	"errors"
 
 	"io"
 	"os"
@@ -197,6 +199,57 @@ func TestContents(t *testing.T) {
 
 	t.Run("ls, cat and cp as a user without root or FUSE", func(t *testing.T) {
 		testCLIAsUser(t, first.ref(reg.Host()), fx.src)
+	})
+
+	t.Run("a corrupt image is EIO with one log line, an unknown one empty", func(t *testing.T) {
+		// The squashfs with its directory table (xz-compressed, with a
+		// CRC) garbled, and random bytes as an initramfs.
+		raw, err := os.ReadFile(fx.files["root.squashfs"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirTable := encbin.LittleEndian.Uint64(raw[72:])
+		for i := dirTable + 8; i < dirTable+40; i++ {
+			raw[i] ^= 0x5a
+		}
+		d := t.TempDir()
+		bad, junk := filepath.Join(d, "bad.squashfs"), filepath.Join(d, "junk")
+		if err := os.WriteFile(bad, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(junk, bytes.Repeat([]byte("not an initramfs "), 1<<14), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		img := push("os/contents-corrupt", map[string]string{"root.squashfs": bad, "initramfs": junk})
+		dir := t.TempDir()
+		m := startMount(t, img.ref(reg.Host()), dir, "--plain-http")
+		v := filepath.Join(dir, "amd64/virtualization")
+		for range 3 {
+			if _, err := os.ReadDir(filepath.Join(v, "root.squashfs.contents")); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("listing a squashfs whose directory table is garbage: %v, want EIO", err)
+			}
+		}
+		for range 2 {
+			if ents, err := os.ReadDir(filepath.Join(v, "initramfs.contents")); err != nil || len(ents) != 0 {
+				t.Fatalf("an unrecognised initramfs: %d entries, %v; want an empty directory", len(ents), err)
+			}
+		}
+		logs := m.stderr.String()
+		warnings := func(msg string) int {
+			n := 0
+			for _, l := range strings.Split(logs, "\n") {
+				if strings.Contains(l, "level=WARN") && strings.Contains(l, msg) {
+					n++
+				}
+			}
+			return n
+		}
+		if n := warnings("contents: corrupt image"); n != 1 {
+			t.Errorf("%d warnings for the corrupt squashfs, want 1:\n%s", n, logs)
+		}
+		if n := warnings("contents: showing an empty directory"); n != 1 {
+			t.Errorf("%d warnings for the unrecognised initramfs, want 1:\n%s", n, logs)
+		}
 	})
 
 	t.Run("--contents=false hides them", func(t *testing.T) {
