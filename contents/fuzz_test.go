@@ -1,7 +1,6 @@
 package contents
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,15 +12,9 @@ import (
 	"time"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
-
-// memReader is an image in memory.
-type memReader []byte
-
-func (m memReader) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	return bytes.NewReader(m).ReadAt(p, off)
-}
 
 // walk visits everything under dir of t, reading a little of each file, within
 // budget objects, and fails on anything a Tree must never hand out.
@@ -115,7 +108,7 @@ func FuzzContents(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tr, err := Open(context.Background(), memReader(b), int64(len(b)), "fuzz", node.Options{
+		tr, err := Open(context.Background(), nodetest.NewImage(b), int64(len(b)), "fuzz", node.Options{
 			Limits: node.Limits{Entries: 1000, Objects: 10000, DirBytes: 1 << 20},
 		})
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -49,7 +50,7 @@ func TestSegments(t *testing.T) {
 			for _, cache := range []*blockcache.Cache{nil, blockcache.New(0)} {
 				fs := openBytes(t, c.img, node.Options{Blocks: cache})
 				for p, want := range c.files {
-					if got := string(readAll(t, fs, lookup(t, fs, p))); got != want {
+					if got := string(readAll(t, fs, nodetest.Lookup(t, fs, p))); got != want {
 						t.Errorf("%s: %q, want %q", p, got, want)
 					}
 				}
@@ -99,24 +100,24 @@ func TestSemantics(t *testing.T) {
 				t.Errorf("root attr %+v", root)
 			}
 			for p, want := range map[string]string{"a": "second", "abs": "absolute", "x/y/z": "deep", "d/kid": "kid", "h1": "linked data", "h2": "linked data"} {
-				if got := string(readAll(t, fs, lookup(t, fs, p))); got != want {
+				if got := string(readAll(t, fs, nodetest.Lookup(t, fs, p))); got != want {
 					t.Errorf("%s: %q, want %q", p, got, want)
 				}
 			}
 			for _, p := range []string{"evil", "a/b", "p", "longlink", ".."} {
-				if _, err := find(fs, p); err == nil {
+				if _, err := nodetest.Find(ctx, fs, p); err == nil {
 					t.Errorf("%s is there", p)
 				}
 			}
-			x, _ := fs.Attr(ctx, lookup(t, fs, "x/y"))
+			x, _ := fs.Attr(ctx, nodetest.Lookup(t, fs, "x/y"))
 			if x.Mode != syscall.S_IFDIR|0o755 || x.Uid != 0 || x.Mtime.Unix() != 0 {
 				t.Errorf("implied dir %+v", x)
 			}
-			d, _ := fs.Attr(ctx, lookup(t, fs, "d"))
+			d, _ := fs.Attr(ctx, nodetest.Lookup(t, fs, "d"))
 			if d.Mode != syscall.S_IFDIR|0o711 || d.Uid != 3 {
 				t.Errorf("d %+v", d)
 			}
-			h1, h2 := lookup(t, fs, "h1"), lookup(t, fs, "h2")
+			h1, h2 := nodetest.Lookup(t, fs, "h1"), nodetest.Lookup(t, fs, "h2")
 			if h1 != h2 {
 				t.Errorf("hard links have Ino %d and %d", h1, h2)
 			}
@@ -124,17 +125,17 @@ func TestSemantics(t *testing.T) {
 				t.Errorf("hard link attr %+v", a)
 			}
 			for p, rdev := range map[string]uint64{"dev/console": unix.Mkdev(5, 1), "dev/sda": unix.Mkdev(8, 0)} {
-				if a, _ := fs.Attr(ctx, lookup(t, fs, p)); a.Rdev != rdev {
+				if a, _ := fs.Attr(ctx, nodetest.Lookup(t, fs, p)); a.Rdev != rdev {
 					t.Errorf("%s: rdev %#x, want %#x", p, a.Rdev, rdev)
 				}
 			}
-			if a, _ := fs.Attr(ctx, lookup(t, fs, "dev/fifo")); a.Mode != syscall.S_IFIFO|0o644 {
+			if a, _ := fs.Attr(ctx, nodetest.Lookup(t, fs, "dev/fifo")); a.Mode != syscall.S_IFIFO|0o644 {
 				t.Errorf("fifo %+v", a)
 			}
-			if a, _ := fs.Attr(ctx, lookup(t, fs, "dev/sock")); a.Mode != syscall.S_IFSOCK|0o755 {
+			if a, _ := fs.Attr(ctx, nodetest.Lookup(t, fs, "dev/sock")); a.Mode != syscall.S_IFSOCK|0o755 {
 				t.Errorf("socket %+v", a)
 			}
-			l := lookup(t, fs, "link")
+			l := nodetest.Lookup(t, fs, "link")
 			if got, err := fs.Readlink(ctx, l); got != "a" || err != nil {
 				t.Errorf("readlink %q %v", got, err)
 			}
@@ -171,20 +172,20 @@ func TestLazy(t *testing.T) {
 	arch := w.trailer()
 
 	t.Run("uncompressed", func(t *testing.T) {
-		r := &countingReader{b: arch}
+		r := nodetest.NewImage(arch)
 		fs, err := Open(ctx, r, int64(len(arch)), node.Options{})
 		must(t, err)
-		calls, n := r.reset()
+		calls, n := reset(r)
 		t.Logf("open: %d reads, %d bytes of %d", calls, n, len(arch))
 		if n > 300<<10 {
 			t.Errorf("open read %d bytes of %d", n, len(arch))
 		}
 		_, _ = fs.ReadDir(ctx, fs.Root())
-		ino := lookup(t, fs, "small")
+		ino := nodetest.Lookup(t, fs, "small")
 		if got := string(readAll(t, fs, ino)); got != "hello, small file" {
 			t.Errorf("small: %q", got)
 		}
-		calls, n = r.reset()
+		calls, n = reset(r)
 		t.Logf("read small: %d reads, %d bytes", calls, n)
 		if n > 64 {
 			t.Errorf("reading a 17-byte file read %d bytes", n)
@@ -193,16 +194,16 @@ func TestLazy(t *testing.T) {
 	for _, comp := range []string{"gzip", "zstd", "xz", "lz4"} {
 		t.Run(comp, func(t *testing.T) {
 			img := goCompress[comp](t, arch)
-			r := &countingReader{b: img}
+			r := nodetest.NewImage(img)
 			fs, err := Open(ctx, r, int64(len(img)), node.Options{Blocks: blockcache.New(16 << 20)})
 			must(t, err)
-			calls, n := r.reset()
+			calls, n := reset(r)
 			t.Logf("open: %d reads, %d bytes of %d", calls, n, len(img))
 			for i := range 2 {
-				if got := readAll(t, fs, lookup(t, fs, "big")); string(got) != big {
+				if got := readAll(t, fs, nodetest.Lookup(t, fs, "big")); string(got) != big {
 					t.Fatal("big differs")
 				}
-				if calls, _ := r.reset(); calls != 0 {
+				if calls, _ := reset(r); calls != 0 {
 					t.Errorf("read %d: %d ReadAt calls, want 0 (the cache has it)", i, calls)
 				}
 			}
@@ -212,7 +213,7 @@ func TestLazy(t *testing.T) {
 			// decompressor, a read behind it starts again.
 			img := goCompress[comp](t, arch)
 			fs := openBytes(t, img, node.Options{})
-			tail := lookup(t, fs, "tail")
+			tail := nodetest.Lookup(t, fs, "tail")
 			p := make([]byte, 100<<10)
 			for _, off := range []int64{900 << 10, 0, 300 << 10, 600 << 10, 100} {
 				n, err := fs.ReadAt(ctx, tail, p, off)
@@ -276,7 +277,7 @@ func TestCorrupt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := open(context.Background(), &countingReader{b: c.img}, int64(len(c.img)), node.Options{}, 8<<20)
+			_, err := open(context.Background(), nodetest.NewImage(c.img), int64(len(c.img)), node.Options{}, 8<<20)
 			if !errors.Is(err, node.ErrCorrupt) {
 				t.Fatalf("err %v, want ErrCorrupt", err)
 			}
@@ -285,7 +286,7 @@ func TestCorrupt(t *testing.T) {
 	}
 	t.Run("lzo unsupported", func(t *testing.T) {
 		img := []byte("\x89LZO\x00\r\n\x1a\n")
-		_, err := Open(context.Background(), &countingReader{b: img}, int64(len(img)), node.Options{})
+		_, err := Open(context.Background(), nodetest.NewImage(img), int64(len(img)), node.Options{})
 		if !errors.Is(err, errors.ErrUnsupported) {
 			t.Fatalf("err %v, want ErrUnsupported", err)
 		}
@@ -312,7 +313,7 @@ func TestConcurrent(t *testing.T) {
 	img := goCompress["zstd"](t, new(newc).add(file("big", string(big))).trailer())
 	for _, cache := range []*blockcache.Cache{nil, blockcache.New(512 << 10)} {
 		fs := openBytes(t, img, node.Options{Blocks: cache})
-		ino := lookup(t, fs, "big")
+		ino := nodetest.Lookup(t, fs, "big")
 		errs := make(chan error, 8)
 		for g := range 8 {
 			go func() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 )
 
 // FuzzInitramfs opens mutated images and reads everything in them.
@@ -35,7 +36,7 @@ func FuzzInitramfs(f *testing.F) {
 		if len(img)%2 == 0 {
 			opt.Blocks = blockcache.New(1 << 20)
 		}
-		fs, err := open(ctx, &countingReader{b: img}, int64(len(img)), opt, 4<<20)
+		fs, err := open(ctx, nodetest.NewImage(img), int64(len(img)), opt, 4<<20)
 		if err != nil {
 			return
 		}

@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 )
 
 // newc writes a newc archive member by member, for archives the cpio tool
@@ -118,78 +117,21 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// countingReader is an image in memory that counts what is read of it.
-type countingReader struct {
-	b     []byte
-	mu    sync.Mutex
-	calls int
-	bytes int64
-}
-
-func (c *countingReader) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	c.mu.Lock()
-	c.calls++
-	c.bytes += int64(len(p))
-	c.mu.Unlock()
-	if off < 0 || off >= int64(len(c.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, c.b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-func (c *countingReader) reset() (int, int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	calls, n := c.calls, c.bytes
-	c.calls, c.bytes = 0, 0
-	return calls, n
+// reset returns the ReadAt calls made of r and the bytes they asked for
+// since the last reset, and sets the counts to zero.
+func reset(r *nodetest.Image) (int, int64) {
+	calls, n := r.Reads(), r.BytesAsked()
+	r.Reset()
+	return int(calls), n
 }
 
 func openBytes(t testing.TB, b []byte, opt node.Options) *FS {
 	t.Helper()
-	fs, err := Open(context.Background(), &countingReader{b: b}, int64(len(b)), opt)
+	fs, err := Open(context.Background(), nodetest.NewImage(b), int64(len(b)), opt)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	return fs.(*FS)
-}
-
-// lookup finds path (slash separated, relative) in fs.
-func lookup(t testing.TB, fs node.FS, path string) node.Ino {
-	t.Helper()
-	ino, err := find(fs, path)
-	if err != nil {
-		t.Fatalf("lookup %q: %v", path, err)
-	}
-	return ino
-}
-
-func find(fs node.FS, path string) (node.Ino, error) {
-	ino := fs.Root()
-	if path == "" || path == "." {
-		return ino, nil
-	}
-	for c := range strings.SplitSeq(path, "/") {
-		des, err := fs.ReadDir(context.Background(), ino)
-		if err != nil {
-			return 0, err
-		}
-		found := false
-		for _, de := range des {
-			if de.Name == c {
-				ino, found = de.Ino, true
-				break
-			}
-		}
-		if !found {
-			return 0, fmt.Errorf("%q not found", c)
-		}
-	}
-	return ino, nil
 }
 
 func readAll(t testing.TB, fs node.FS, ino node.Ino) []byte {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -116,7 +117,7 @@ func compareTree(t *testing.T, src string, fsys node.FS) {
 		}
 		rel, _ := filepath.Rel(src, p)
 		count++
-		ino, err := find(fsys, filepath.ToSlash(rel))
+		ino, err := nodetest.Find(ctx, fsys, filepath.ToSlash(rel))
 		if err != nil {
 			t.Errorf("%s: %v", rel, err)
 			return nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 )
 
 // smallImage builds a 4 MiB ext4 image holding a small file, a file whose
@@ -50,7 +51,7 @@ type locations struct {
 func locate(t *testing.T, img []byte) locations {
 	t.Helper()
 	ctx := context.Background()
-	f, err := Open(ctx, bytesReader(img), int64(len(img)), node.Options{})
+	f, err := Open(ctx, nodetest.NewImage(img), int64(len(img)), node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestCorrupt(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			img := tt.corrupt(append([]byte(nil), base...))
 			ctx := context.Background()
-			fs, err := Open(ctx, bytesReader(img), int64(len(img)), node.Options{})
+			fs, err := Open(ctx, nodetest.NewImage(img), int64(len(img)), node.Options{})
 			if tt.open {
 				if !errors.Is(err, node.ErrCorrupt) {
 					t.Fatalf("Open: %v, want ErrCorrupt", err)
@@ -179,10 +180,10 @@ func (e *errReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 func TestReaderError(t *testing.T) {
 	img := smallImage(t)
 	ctx := context.Background()
-	if _, err := Open(ctx, &errReader{r: bytesReader(img)}, int64(len(img)), node.Options{}); !errors.Is(err, errNetwork) || errors.Is(err, node.ErrCorrupt) {
+	if _, err := Open(ctx, &errReader{r: nodetest.NewImage(img)}, int64(len(img)), node.Options{}); !errors.Is(err, errNetwork) || errors.Is(err, node.ErrCorrupt) {
 		t.Errorf("Open: %v, want the reader's error", err)
 	}
-	r := &errReader{r: bytesReader(img)}
+	r := &errReader{r: nodetest.NewImage(img)}
 	r.left.Store(1 << 30)
 	fs, err := Open(ctx, r, int64(len(img)), node.Options{})
 	must(t, err)
@@ -213,7 +214,7 @@ func TestUninitExtent(t *testing.T) {
 		le.PutUint16(e[4:], le.Uint16(e[4:])+maxInitExtentLen)
 	}
 	ctx := context.Background()
-	f, err := Open(ctx, bytesReader(img), int64(len(img)), node.Options{})
+	f, err := Open(ctx, nodetest.NewImage(img), int64(len(img)), node.Options{})
 	must(t, err)
 	in := lookupInode(t, f.(*fsys), "small")
 	got, err := readAll(f, node.Ino(in.ino), 777)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 )
 
 // variants are the mkfs.ext4 options the tree is built with.
@@ -84,36 +85,11 @@ func TestTree(t *testing.T) {
 // lookupInode walks path from the root of fs.
 func lookupInode(t *testing.T, fs *fsys, path string) *inode {
 	t.Helper()
-	ctx := context.Background()
-	ino := fs.Root()
-	for _, name := range filepath.SplitList(filepath.Join(filepath.SplitList(path)...)) {
-		for _, part := range splitPath(name) {
-			ents, err := fs.ReadDir(ctx, ino)
-			if err != nil {
-				t.Fatalf("ReadDir on the way to %s: %v", path, err)
-			}
-			i := slices.IndexFunc(ents, func(e node.DirEntry) bool { return e.Name == part })
-			if i < 0 {
-				t.Fatalf("%s: no %q", path, part)
-			}
-			ino = ents[i].Ino
-		}
-	}
-	in, err := fs.inode(ctx, ino)
+	in, err := fs.inode(context.Background(), nodetest.Lookup(t, fs, path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return in
-}
-
-func splitPath(p string) []string {
-	var out []string
-	for _, s := range bytes.Split([]byte(p), []byte("/")) {
-		if len(s) > 0 {
-			out = append(out, string(s))
-		}
-	}
-	return out
 }
 
 // compareTree walks src and fs side by side and compares every object.

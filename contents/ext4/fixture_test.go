@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,36 +17,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
-// fileReader is a node.ReaderAt over an image file that counts what it
-// reads.
-type fileReader struct {
-	f            *os.File
-	bytes, calls atomic.Int64
-}
-
-func (r *fileReader) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	r.bytes.Add(int64(len(p)))
-	r.calls.Add(1)
-	return r.f.ReadAt(p, off)
-}
-
 // openImage opens the image file at path as an FS.
-func openImage(t testing.TB, path string, opt node.Options) (*fsys, *fileReader) {
+func openImage(t testing.TB, path string, opt node.Options) (*fsys, *nodetest.Image) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &fileReader{f: f}
-	fs, err := Open(context.Background(), r, fi.Size(), opt)
+	r := nodetest.File(t, path)
+	fs, err := Open(context.Background(), r, r.Size(), opt)
 	if err != nil {
 		t.Fatalf("Open %s: %v", path, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 )
 
 // TestLazy counts what opening an image, listing its root and reading one
@@ -33,23 +34,23 @@ func testLazy(t *testing.T, blockSize string) {
 	mkfs(t, src, img, size, "-b", blockSize)
 	fs, r := openImage(t, img, node.Options{})
 	ctx := context.Background()
-	opened, openCalls := r.bytes.Load(), r.calls.Load()
+	opened, openCalls := r.BytesAsked(), r.Reads()
 	ents, err := fs.ReadDir(ctx, fs.Root())
 	must(t, err)
-	listed := r.bytes.Load()
+	listed := r.BytesAsked()
 	i := slices.IndexFunc(ents, func(e node.DirEntry) bool { return e.Name == "etc" })
 	if i < 0 {
 		t.Fatalf("root: %v, no etc", ents)
 	}
 	etc, err := fs.ReadDir(ctx, ents[i].Ino)
 	must(t, err)
-	before := r.bytes.Load()
+	before := r.BytesAsked()
 	buf := make([]byte, 100)
 	n, _ := fs.ReadAt(ctx, etc[0].Ino, buf, 0)
 	if string(buf[:n]) != "osimage\n" {
 		t.Errorf("etc/hostname: %q", buf[:n])
 	}
-	file := r.bytes.Load() - before
+	file := r.BytesAsked() - before
 	t.Logf("image %d bytes (%d blocks of %d, %d groups): Open read %d bytes in %d calls (prefetch included), listing the root %d more, one small file %d",
 		size, fs.sb.blocksCount, fs.sb.blockSize, fs.sb.groups, opened, openCalls, listed-opened, file)
 	if opened > 64<<10 {
@@ -66,14 +67,14 @@ func testLazy(t *testing.T, blockSize string) {
 	p := make([]byte, len(big))
 	_, err = fs.Attr(ctx, ents[j].Ino)
 	must(t, err)
-	calls := r.calls.Load()
+	calls := r.Reads()
 	if _, err := fs.ReadAt(ctx, ents[j].Ino, p, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(p, big) {
 		t.Error("big: content differs")
 	}
-	if c := r.calls.Load() - calls; c > 4 {
+	if c := r.Reads() - calls; c > 4 {
 		t.Errorf("reading 16 MiB of a contiguous file took %d reads, want its extents coalesced", c)
 	}
 }
@@ -83,7 +84,7 @@ func testLazy(t *testing.T, blockSize string) {
 func TestConcurrent(t *testing.T) {
 	img := smallImage(t)
 	ctx := context.Background()
-	fs, err := Open(ctx, bytesReader(img), int64(len(img)), node.Options{Limits: node.Limits{Objects: 2}})
+	fs, err := Open(ctx, nodetest.NewImage(img), int64(len(img)), node.Options{Limits: node.Limits{Objects: 2}})
 	must(t, err)
 	var wg sync.WaitGroup
 	for range 8 {

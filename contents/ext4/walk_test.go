@@ -10,20 +10,6 @@ import (
 	"github.com/osimagefs/osimagefs/contents/node"
 )
 
-// bytesReader is a node.ReaderAt over an image in memory.
-type bytesReader []byte
-
-func (b bytesReader) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	if off < 0 || off > int64(len(b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
 // walk visits at most maxObjects objects of fs from its root and reads at
 // most maxBytes of each file. It returns the errors it met, each
 // annotated with the Ino.

@@ -3,44 +3,21 @@ package fat
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
-
-// mem is a ReaderAt over bytes that counts what is read.
-type mem struct {
-	b    []byte
-	read atomic.Int64
-}
-
-func (m *mem) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	if off >= int64(len(m.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.b[off:])
-	m.read.Add(int64(n))
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
 
 var mtime = time.Date(2021, 3, 4, 5, 6, 8, 0, time.UTC)
 
@@ -113,9 +90,9 @@ func makeFAT(t testing.TB, src, out string, bits, kib int, extra ...string) []by
 	return b
 }
 
-func open(t testing.TB, b []byte, lim node.Limits) (*FS, *mem, error) {
-	m := &mem{b: b}
-	f, err := Open(context.Background(), m, int64(len(b)), node.Options{Limits: lim})
+func open(t testing.TB, b []byte, lim node.Limits) (*FS, *nodetest.Image, error) {
+	m := nodetest.NewImage(b)
+	f, err := Open(context.Background(), m, m.Size(), node.Options{Limits: lim})
 	if err != nil {
 		return nil, m, err
 	}
@@ -150,9 +127,9 @@ func TestImages(t *testing.T) {
 			if _, err := f.ReadDir(ctx, f.Root()); err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("open and list the root: read %d bytes of %d", m.read.Load(), len(img))
+			t.Logf("open and list the root: read %d bytes of %d", m.BytesRead(), len(img))
 			ents, _ := f.ReadDir(ctx, f.Root())
-			before := m.read.Load()
+			before := m.BytesRead()
 			for _, e := range ents {
 				if e.Name == "one" {
 					buf := make([]byte, 10)
@@ -161,7 +138,7 @@ func TestImages(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("read a 1-byte file: %d bytes", m.read.Load()-before)
+			t.Logf("read a 1-byte file: %d bytes", m.BytesRead()-before)
 			compare(t, f, f.Root(), src, 0)
 		})
 	}
@@ -171,27 +148,7 @@ func TestImages(t *testing.T) {
 func compare(t *testing.T, f *FS, ino node.Ino, dir string, depth int) {
 	t.Helper()
 	ctx := context.Background()
-	src, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ents, err := f.ReadDir(ctx, ino)
-	if err != nil {
-		t.Fatalf("%s: %v", dir, err)
-	}
-	var want, got []string
-	for _, e := range src {
-		want = append(want, e.Name())
-	}
-	byName := map[string]node.Ino{}
-	for _, e := range ents {
-		got = append(got, e.Name)
-		byName[e.Name] = e.Ino
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Fatalf("%s: names %q, want %q", dir, got, want)
-	}
+	src, byName := nodetest.MatchDir(t, f, ino, dir)
 	a, err := f.Attr(ctx, ino)
 	if err != nil {
 		t.Fatal(err)
@@ -225,17 +182,9 @@ func compare(t *testing.T, f *FS, ino node.Ino, dir string, depth int) {
 			}
 			continue
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := nodetest.CheckFile(t, f, ino, p)
 		if a.Mode != syscall.S_IFREG|0o644 || a.Size != int64(len(data)) || a.Nlink != 1 || a.Uid != 0 {
 			t.Errorf("%s: attr %+v", p, a)
-		}
-		got := make([]byte, len(data)+100)
-		n, err := f.ReadAt(ctx, ino, got, 0)
-		if n != len(data) || err != io.EOF || sha256.Sum256(got[:n]) != sha256.Sum256(data) {
-			t.Errorf("%s: read %d bytes, %v; content differs: %v", p, n, err, !bytes.Equal(got[:n], data))
 		}
 		// Unaligned reads in pieces, as FUSE does.
 		var pieced []byte
@@ -250,12 +199,6 @@ func compare(t *testing.T, f *FS, ino node.Ino, dir string, depth int) {
 		}
 		if !bytes.Equal(pieced, data) {
 			t.Errorf("%s: pieced read differs", p)
-		}
-		if _, err := f.ReadDir(ctx, ino); !errors.Is(err, node.ErrNotDir) {
-			t.Errorf("%s: ReadDir on a file: %v", p, err)
-		}
-		if _, err := f.Readlink(ctx, ino); !errors.Is(err, node.ErrNotLink) {
-			t.Errorf("%s: Readlink: %v", p, err)
 		}
 	}
 }
@@ -376,21 +319,6 @@ func TestCorrupt(t *testing.T) {
 	})
 }
 
-// walk reads everything of f, as the fuzzer's check.
-func walk(f node.FS, ino node.Ino, depth int) {
-	ctx := context.Background()
-	f.Attr(ctx, ino)
-	ents, err := f.ReadDir(ctx, ino)
-	if err != nil || depth > 8 {
-		return
-	}
-	for _, e := range ents {
-		f.Attr(ctx, e.Ino)
-		f.ReadAt(ctx, e.Ino, make([]byte, 8192), 0)
-		walk(f, e.Ino, depth+1)
-	}
-}
-
 func FuzzFAT(f *testing.F) {
 	if _, err := exec.LookPath("mcopy"); err == nil {
 		dir := f.TempDir()
@@ -415,7 +343,7 @@ func FuzzFAT(f *testing.F) {
 		if err != nil {
 			return
 		}
-		walk(fs, fs.Root(), 0)
+		nodetest.Touch(fs, 8192)
 	})
 }
 
@@ -431,7 +359,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	done := make(chan struct{})
 	for range 8 {
-		go func() { walk(f, f.Root(), 0); done <- struct{}{} }()
+		go func() { nodetest.Touch(f, 8192); done <- struct{}{} }()
 	}
 	for range 8 {
 		<-done

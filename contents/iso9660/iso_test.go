@@ -3,7 +3,6 @@ package iso9660
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,29 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
-
-// mem is a ReaderAt over bytes that counts what is read.
-type mem struct {
-	b    []byte
-	read atomic.Int64
-}
-
-func (m *mem) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	if off >= int64(len(m.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.b[off:])
-	m.read.Add(int64(n))
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
 
 var mtime = time.Date(2022, 5, 6, 7, 8, 9, 0, time.UTC)
 
@@ -98,16 +75,22 @@ func source(t testing.TB, dir string) {
 	})
 }
 
-func xorriso(t testing.TB, args ...string) {
+// xorriso runs xorriso with args and returns the image it wrote at out.
+func xorriso(t testing.TB, out string, args ...string) []byte {
 	t.Helper()
-	if out, err := exec.Command("xorriso", args...).CombinedOutput(); err != nil {
-		t.Fatalf("xorriso %q: %v: %s", args, err, out)
+	if o, err := exec.Command("xorriso", args...).CombinedOutput(); err != nil {
+		t.Fatalf("xorriso %q: %v: %s", args, err, o)
 	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
-func open(t testing.TB, b []byte, lim node.Limits) (*FS, *mem, error) {
-	m := &mem{b: b}
-	f, err := Open(context.Background(), m, int64(len(b)), node.Options{Limits: lim})
+func open(t testing.TB, b []byte, lim node.Limits) (*FS, *nodetest.Image, error) {
+	m := nodetest.NewImage(b)
+	f, err := Open(context.Background(), m, m.Size(), node.Options{Limits: lim})
 	if err != nil {
 		return nil, m, err
 	}
@@ -136,11 +119,7 @@ func TestRockRidge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.iso")
-			xorriso(t, tt.args(out)...)
-			img, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			img := xorriso(t, out, tt.args(out)...)
 			f, m, err := open(t, img, node.Limits{})
 			if err != nil {
 				t.Fatal(err)
@@ -153,8 +132,8 @@ func TestRockRidge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("open and list the root: read %d bytes of %d", m.read.Load(), len(img))
-			before := m.read.Load()
+			t.Logf("open and list the root: read %d bytes of %d", m.BytesRead(), len(img))
+			before := m.BytesRead()
 			for _, e := range ents {
 				if e.Name == "one" {
 					if n, err := f.ReadAt(ctx, e.Ino, make([]byte, 10), 0); n != 1 || err != io.EOF {
@@ -162,7 +141,7 @@ func TestRockRidge(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("read a 1-byte file: %d bytes", m.read.Load()-before)
+			t.Logf("read a 1-byte file: %d bytes", m.BytesRead()-before)
 			inos := map[string]node.Ino{}
 			compare(t, f, f.Root(), src, "", tt.hardlinks, inos)
 			if tt.hardlinks && inos["hard1"] != inos["dir/hard2"] {
@@ -191,27 +170,7 @@ func TestRockRidge(t *testing.T) {
 func compare(t *testing.T, f *FS, ino node.Ino, dir, rel string, hardlinks bool, inos map[string]node.Ino) {
 	t.Helper()
 	ctx := context.Background()
-	src, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ents, err := f.ReadDir(ctx, ino)
-	if err != nil {
-		t.Fatalf("%s: %v", dir, err)
-	}
-	var want, got []string
-	for _, e := range src {
-		want = append(want, e.Name())
-	}
-	byName := map[string]node.Ino{}
-	for _, e := range ents {
-		got = append(got, e.Name)
-		byName[e.Name] = e.Ino
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Fatalf("%s: names %q, want %q", dir, got, want)
-	}
+	src, byName := nodetest.MatchDir(t, f, ino, dir)
 	check := func(p string, ino node.Ino) {
 		var st syscall.Stat_t
 		if err := syscall.Lstat(p, &st); err != nil {
@@ -267,27 +226,12 @@ func compare(t *testing.T, f *FS, ino node.Ino, dir, rel string, hardlinks bool,
 // readCheck compares the content of ino with the file at p.
 func readCheck(t *testing.T, f node.FS, ino node.Ino, p string) {
 	t.Helper()
-	ctx := context.Background()
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(data)+100)
-	n, err := f.ReadAt(ctx, ino, got, 0)
-	if n != len(data) || err != io.EOF || sha256.Sum256(got[:n]) != sha256.Sum256(data) {
-		t.Errorf("%s: read %d bytes, %v; content differs: %v", p, n, err, !bytes.Equal(got[:n], data))
-	}
+	data := nodetest.CheckFile(t, f, ino, p)
 	if len(data) > 10 {
 		piece := make([]byte, 7)
-		if n, err := f.ReadAt(ctx, ino, piece, 3); n != 7 || err != nil || !bytes.Equal(piece, data[3:10]) {
+		if n, err := f.ReadAt(context.Background(), ino, piece, 3); n != 7 || err != nil || !bytes.Equal(piece, data[3:10]) {
 			t.Errorf("%s: read at 3: %q, %v", p, piece[:n], err)
 		}
-	}
-	if _, err := f.ReadDir(ctx, ino); !errors.Is(err, node.ErrNotDir) {
-		t.Errorf("%s: ReadDir on a file: %v", p, err)
-	}
-	if _, err := f.Readlink(ctx, ino); !errors.Is(err, node.ErrNotLink) {
-		t.Errorf("%s: Readlink on a file: %v", p, err)
 	}
 }
 
@@ -315,11 +259,7 @@ func TestWithoutRockRidge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.iso")
 			// xorriso -as mkisofs always writes Rock Ridge; native mode can leave it out.
-			xorriso(t, append(append([]string{"-rockridge", "off"}, tt.flags...), "-outdev", out, "-map", src, "/")...)
-			img, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			img := xorriso(t, out, append(append([]string{"-rockridge", "off"}, tt.flags...), "-outdev", out, "-map", src, "/")...)
 			f, _, err := open(t, img, node.Limits{})
 			if err != nil {
 				t.Fatal(err)
@@ -329,22 +269,7 @@ func TestWithoutRockRidge(t *testing.T) {
 			}
 			ctx := context.Background()
 			for name, srcPath := range tt.want {
-				ino := f.Root()
-				for _, part := range strings.Split(name, "/") {
-					ents, err := f.ReadDir(ctx, ino)
-					if err != nil {
-						t.Fatal(err)
-					}
-					i := slices.IndexFunc(ents, func(e node.DirEntry) bool { return e.Name == part })
-					if i < 0 {
-						var names []string
-						for _, e := range ents {
-							names = append(names, e.Name)
-						}
-						t.Fatalf("%s: no %q in %q", name, part, names)
-					}
-					ino = ents[i].Ino
-				}
+				ino := nodetest.Lookup(t, f, name)
 				a, err := f.Attr(ctx, ino)
 				if err != nil || a.Mode != syscall.S_IFREG|0o444 || a.Nlink != 1 || !a.Mtime.Equal(mtime) {
 					t.Errorf("%s: attr %+v, %v", name, a, err)
@@ -462,11 +387,7 @@ func TestCorrupt(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	source(t, src)
 	out := filepath.Join(t.TempDir(), "out.iso")
-	xorriso(t, "-as", "mkisofs", "-R", "-J", "-o", out, src)
-	good, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := xorriso(t, out, "-as", "mkisofs", "-R", "-J", "-o", out, src)
 	f, _, err := open(t, good, node.Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -520,22 +441,6 @@ func TestCorrupt(t *testing.T) {
 	}
 }
 
-// walk reads everything of f, as the fuzzer's check.
-func walk(f node.FS, ino node.Ino, depth int) {
-	ctx := context.Background()
-	f.Attr(ctx, ino)
-	ents, err := f.ReadDir(ctx, ino)
-	if err != nil || depth > 8 {
-		return
-	}
-	for _, e := range ents {
-		f.Attr(ctx, e.Ino)
-		f.Readlink(ctx, e.Ino)
-		f.ReadAt(ctx, e.Ino, make([]byte, 4096), 0)
-		walk(f, e.Ino, depth+1)
-	}
-}
-
 func FuzzISO9660(f *testing.F) {
 	f.Add(tinyISO())
 	if _, err := exec.LookPath("xorriso"); err == nil {
@@ -546,11 +451,7 @@ func FuzzISO9660(f *testing.F) {
 		}
 		os.Symlink("a", filepath.Join(src, "l"))
 		out := filepath.Join(dir, "out.iso")
-		xorriso(f, "-as", "mkisofs", "-R", "-J", "-o", out, src)
-		b, err := os.ReadFile(out)
-		if err != nil {
-			f.Fatal(err)
-		}
+		b := xorriso(f, out, "-as", "mkisofs", "-R", "-J", "-o", out, src)
 		f.Add(b[:min(len(b), 64<<10)])
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -558,7 +459,7 @@ func FuzzISO9660(f *testing.F) {
 		if err != nil {
 			return
 		}
-		walk(fs, fs.Root(), 0)
+		nodetest.Touch(fs, 4096)
 	})
 }
 
@@ -568,18 +469,14 @@ func TestConcurrent(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	source(t, src)
 	out := filepath.Join(t.TempDir(), "out.iso")
-	xorriso(t, "-as", "mkisofs", "-R", "-J", "--hardlinks", "-o", out, src)
-	img, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := xorriso(t, out, "-as", "mkisofs", "-R", "-J", "--hardlinks", "-o", out, src)
 	f, _, err := open(t, img, node.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	for range 8 {
-		go func() { walk(f, f.Root(), 0); done <- struct{}{} }()
+		go func() { nodetest.Touch(f, 4096); done <- struct{}{} }()
 	}
 	for range 8 {
 		<-done

@@ -8,42 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/contents/part"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
-
-// mem is a ReaderAt over bytes that counts what is read.
-type mem struct {
-	b    []byte
-	read atomic.Int64
-}
-
-func (m *mem) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	if off >= int64(len(m.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.b[off:])
-	m.read.Add(int64(n))
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
 
 // sfdisk builds a disk of size bytes at path from an sfdisk script.
 func sfdisk(t testing.TB, path string, size int64, script string) {
@@ -101,12 +79,12 @@ func sfdiskList(t testing.TB, path string) []part.Partition {
 	return parts
 }
 
-func readParts(t testing.TB, b []byte) ([]part.Partition, *mem, error) {
+func readParts(t testing.TB, b []byte) ([]part.Partition, *nodetest.Image, error) {
 	t.Helper()
-	m := &mem{b: b}
+	m := nodetest.NewImage(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	parts, err := part.Read(ctx, m, int64(len(b)), node.Options{})
+	parts, err := part.Read(ctx, m, m.Size(), node.Options{})
 	return parts, m, err
 }
 
@@ -174,7 +152,7 @@ func TestTables(t *testing.T) {
 					t.Errorf("partition %d: Extended() = %v", p.Number, p.Extended())
 				}
 			}
-			t.Logf("read %d bytes of a %d-byte disk", m.read.Load(), len(b))
+			t.Logf("read %d bytes of a %d-byte disk", m.BytesRead(), len(b))
 		})
 	}
 }
@@ -224,9 +202,9 @@ func TestFilesystems(t *testing.T) {
 	if parts[1].Name != "" || parts[0].Name != "EFI" {
 		t.Errorf("names %q %q", parts[0].Name, parts[1].Name)
 	}
-	t.Logf("read %d bytes of a %d-byte disk", m.read.Load(), len(b))
-	if m.read.Load() > 32<<10 {
-		t.Errorf("read %d bytes for the table", m.read.Load())
+	t.Logf("read %d bytes of a %d-byte disk", m.BytesRead(), len(b))
+	if m.BytesRead() > 32<<10 {
+		t.Errorf("read %d bytes for the table", m.BytesRead())
 	}
 }
 

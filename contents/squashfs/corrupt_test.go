@@ -10,12 +10,13 @@ import (
 
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // openWalk opens data as an image of size bytes and walks all of it.
 func openWalk(ctx context.Context, data []byte, size int64) error {
-	f, err := Open(ctx, &memReader{b: data}, size, node.Options{Blocks: blockcache.New(8 << 20), Limits: fuzzLimits})
+	f, err := Open(ctx, nodetest.NewImage(data), size, node.Options{Blocks: blockcache.New(8 << 20), Limits: fuzzLimits})
 	if err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func openWalk(ctx context.Context, data []byte, size int64) error {
 func TestCoverage(t *testing.T) {
 	img := buildImage(t, 128<<10, "-comp", "xz", "-Xbcj", "x86")
 	ctx := fixture.Context(t, time.Minute)
-	fo, err := Open(ctx, &memReader{b: img.data}, int64(len(img.data)), node.Options{})
+	fo, err := Open(ctx, nodetest.NewImage(img.data), int64(len(img.data)), node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +172,11 @@ func TestReaderErrorsPassOn(t *testing.T) {
 	good := tinyImage(t, "-comp", "zstd")
 	ctx := fixture.Context(t, time.Minute)
 	eio := errors.New("network EIO")
-	f, err := Open(ctx, &memReader{b: good}, int64(len(good)), node.Options{})
+	f, err := Open(ctx, nodetest.NewImage(good), int64(len(good)), node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ino := lookup(t, f, "d/e/big")
+	ino := nodetest.Lookup(t, f, "d/e/big")
 	f.(*fs).r = failReader{eio}
 	_, err = f.ReadAt(ctx, ino, make([]byte, 10), 0)
 	if !errors.Is(err, eio) || errors.Is(err, node.ErrCorrupt) {

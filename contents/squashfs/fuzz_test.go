@@ -14,6 +14,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -48,7 +49,7 @@ func FuzzSquashfs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		fs, err := Open(ctx, &memReader{b: data}, int64(len(data)), node.Options{Blocks: blockcache.New(4 << 20), Limits: fuzzLimits})
+		fs, err := Open(ctx, nodetest.NewImage(data), int64(len(data)), node.Options{Blocks: blockcache.New(4 << 20), Limits: fuzzLimits})
 		if err != nil {
 			if !errors.Is(err, node.ErrCorrupt) {
 				t.Fatalf("Open: error not ErrCorrupt: %v", err)

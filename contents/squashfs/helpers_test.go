@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,29 +20,6 @@ import (
 	"github.com/osimagefs/osimagefs/contents/node"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
-
-// memReader is an image in memory that counts what is read of it.
-type memReader struct {
-	b     []byte
-	bytes atomic.Int64
-	calls atomic.Int64
-}
-
-func (m *memReader) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	m.calls.Add(1)
-	if off < 0 {
-		return 0, errors.New("negative offset")
-	}
-	if off >= int64(len(m.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.b[off:])
-	m.bytes.Add(int64(n))
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
 
 // pseudo are the mksquashfs pseudo definitions every fixture gets: device
 // nodes (no root needed) and an owner change.

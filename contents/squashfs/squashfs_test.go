@@ -19,6 +19,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/contents/node/nodetest"
 	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
@@ -61,7 +62,7 @@ func TestFixtures(t *testing.T) {
 // against what unsquashfs lists.
 func compare(t *testing.T, img image, opt node.Options) {
 	ctx := fixture.Context(t, time.Minute)
-	r := &memReader{b: img.data}
+	r := nodetest.NewImage(img.data)
 	f, err := Open(ctx, r, int64(len(img.data)), opt)
 	if err != nil {
 		t.Fatal(err)
@@ -217,25 +218,6 @@ func checkWrongType(t *testing.T, f node.FS, byPath map[string]walked) {
 	}
 }
 
-// lookup returns the Ino of a slash-separated path.
-func lookup(t *testing.T, f node.FS, path string) node.Ino {
-	t.Helper()
-	ctx := fixture.Context(t, time.Minute)
-	ino := f.Root()
-	for _, name := range strings.Split(path, "/") {
-		ents, err := f.ReadDir(ctx, ino)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := slices.IndexFunc(ents, func(e node.DirEntry) bool { return e.Name == name })
-		if i < 0 {
-			t.Fatalf("%q: no %q", path, name)
-		}
-		ino = ents[i].Ino
-	}
-	return ino
-}
-
 // TestCacheReadsOnce reads files twice: with a block cache the second
 // read must not read the image at all; without one it must.
 func TestCacheReadsOnce(t *testing.T) {
@@ -248,12 +230,12 @@ func TestCacheReadsOnce(t *testing.T) {
 				if cached {
 					opt.Blocks = blockcache.New(0)
 				}
-				r := &memReader{b: img.data}
+				r := nodetest.NewImage(img.data)
 				f, err := Open(ctx, r, int64(len(img.data)), opt)
 				if err != nil {
 					t.Fatal(err)
 				}
-				ino := lookup(t, f, name)
+				ino := nodetest.Lookup(t, f, name)
 				a, err := f.Attr(ctx, ino)
 				if err != nil {
 					t.Fatal(err)
@@ -261,12 +243,12 @@ func TestCacheReadsOnce(t *testing.T) {
 				var sums [2][32]byte
 				var reads [2]int64
 				for i := range 2 {
-					before := r.bytes.Load()
+					before := r.BytesRead()
 					buf := make([]byte, a.Size)
 					if n, err := f.ReadAt(ctx, ino, buf, 0); n != len(buf) || (err != nil && err != io.EOF) {
 						t.Fatalf("read %d: %d, %v", i, n, err)
 					}
-					sums[i], reads[i] = sha256.Sum256(buf), r.bytes.Load()-before
+					sums[i], reads[i] = sha256.Sum256(buf), r.BytesRead()-before
 				}
 				if sums[0] != sums[1] {
 					t.Error("the two reads differ")
@@ -302,7 +284,7 @@ func TestOpenReadsLittle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &memReader{b: data}
+	r := nodetest.NewImage(data)
 	f, err := Open(ctx, r, int64(len(data)), node.Options{Blocks: blockcache.New(0)})
 	if err != nil {
 		t.Fatal(err)
@@ -316,9 +298,9 @@ func TestOpenReadsLittle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	opened := r.bytes.Load()
+	opened := r.BytesRead()
 	t.Logf("open and list the root (%d entries): %d bytes in %d reads of a %d-byte image (%.2f%%)",
-		len(ents), opened, r.calls.Load(), len(data), 100*float64(opened)/float64(len(data)))
+		len(ents), opened, r.Reads(), len(data), 100*float64(opened)/float64(len(data)))
 	if opened*20 > int64(len(data)) {
 		t.Errorf("read %d bytes of %d, more than 5%%", opened, len(data))
 	}
@@ -333,13 +315,13 @@ func TestOpenReadsLittle(t *testing.T) {
 			}
 		}
 	}
-	ino := lookup(t, f, name)
+	ino := nodetest.Lookup(t, f, name)
 	buf := make([]byte, size)
-	before := r.bytes.Load()
+	before := r.BytesRead()
 	if n, err := f.ReadAt(ctx, ino, buf, 0); n != len(buf) || (err != nil && err != io.EOF) {
 		t.Fatalf("read %s: %d, %v", name, n, err)
 	}
-	read := r.bytes.Load() - before
+	read := r.BytesRead() - before
 	t.Logf("read %s of %d bytes: %d image bytes", name, size, read)
 	if read > size+size/10+4096 {
 		t.Errorf("reading a %d-byte file read %d bytes", size, read)
@@ -391,7 +373,7 @@ func tinyImage(t testing.TB, args ...string) []byte {
 func TestConcurrent(t *testing.T) {
 	img := buildImage(t, 16<<10, "-comp", "zstd")
 	ctx := fixture.Context(t, 2*time.Minute)
-	f, err := Open(ctx, &memReader{b: img.data}, int64(len(img.data)), node.Options{Blocks: blockcache.New(256 << 10)})
+	f, err := Open(ctx, nodetest.NewImage(img.data), int64(len(img.data)), node.Options{Blocks: blockcache.New(256 << 10)})
 	if err != nil {
 		t.Fatal(err)
 	}
