@@ -14,8 +14,10 @@ import (
 
 // disk is a partitioned disk: its root lists p1, p2, ... by partition
 // number, and each of those is the root of the file system inside that
-// partition, opened when first asked for. Objects are numbered
-// slot<<48 | their Ino in the partition's file system; slot 0 is the root.
+// partition, opened when first listed, so that listing the disk reads
+// nothing more. Objects are numbered slot<<48 | their Ino in the
+// partition's file system; slot 0 is the disk's root, and slot<<48 alone
+// (no format uses Ino 0) the partition's root.
 type disk struct {
 	root  rootDir
 	parts []*partition // by slot-1
@@ -63,7 +65,11 @@ func (d *disk) split(ctx context.Context, ino node.Ino) (*partition, node.FS, no
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	return p, fs, ino & (1<<slotShift - 1), nil
+	sub := ino & (1<<slotShift - 1)
+	if sub == 0 {
+		sub = fs.Root()
+	}
+	return p, fs, sub, nil
 }
 
 // get opens the partition's file system once; an error other than
@@ -86,6 +92,9 @@ func (p *partition) get(ctx context.Context) (node.FS, error) {
 }
 
 func (d *disk) Attr(ctx context.Context, ino node.Ino) (node.Attr, error) {
+	if slot := int(ino >> slotShift); ino&(1<<slotShift-1) == 0 && slot >= 1 && slot <= len(d.parts) {
+		return d.root.attr(), nil // a partition's root, without opening it
+	}
 	p, fs, sub, err := d.split(ctx, ino)
 	if err != nil {
 		return node.Attr{}, err
@@ -104,13 +113,7 @@ func (d *disk) ReadDir(ctx context.Context, ino node.Ino) ([]node.DirEntry, erro
 	if p == nil {
 		out := make([]node.DirEntry, 0, len(d.parts))
 		for i, p := range d.parts {
-			// The partition's root is its file system's, known once opened;
-			// until then every file system here has it at the same place.
-			fs, err := p.get(ctx)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, node.DirEntry{Name: "p" + strconv.Itoa(p.p.Number), Ino: node.Ino(i+1)<<slotShift | fs.Root()})
+			out = append(out, node.DirEntry{Name: "p" + strconv.Itoa(p.p.Number), Ino: node.Ino(i+1) << slotShift})
 		}
 		return out, nil
 	}
@@ -120,10 +123,14 @@ func (d *disk) ReadDir(ctx context.Context, ino node.Ino) ([]node.DirEntry, erro
 	}
 	slot := node.Ino(ino >> slotShift)
 	for i := range ents {
-		if ents[i].Ino > node.MaxIno {
-			return nil, fmt.Errorf("partition %d: inode %d over %d: %w", p.p.Number, ents[i].Ino, node.MaxIno, node.ErrCorrupt)
+		switch e := ents[i].Ino; {
+		case e == 0 || e > node.MaxIno:
+			return nil, fmt.Errorf("partition %d: inode %d out of range: %w", p.p.Number, e, node.ErrCorrupt)
+		case e == fs.Root():
+			ents[i].Ino = slot << slotShift // the partition's root, by the number its directory has
+		default:
+			ents[i].Ino |= slot << slotShift
 		}
-		ents[i].Ino |= slot << slotShift
 	}
 	return ents, nil
 }

@@ -37,7 +37,7 @@ func fileSystems() map[Format]openFunc {
 // log line saying why; an error is returned only when r could not be read
 // (a failed fetch), so the caller may try again.
 func Open(ctx context.Context, r node.ReaderAt, size int64, name string, opt node.Options) (*Tree, error) {
-	fs, format, err := open(ctx, r, size, name, opt, true)
+	fs, format, err := open(ctx, fetching{r}, size, name, opt, true)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +54,9 @@ func open(ctx context.Context, r node.ReaderAt, size int64, name string, opt nod
 	format := detect(h)
 	log := opt.Logger()
 	fail := func(err error) (node.FS, Format, error) {
+		if IsFetchError(err) {
+			return nil, Unknown, fmt.Errorf("open %s as %s: %w", name, format, err)
+		}
 		// A structure that points past the end of the image is corrupt
 		// too; a variant the reader does not support is not recognised.
 		if errors.Is(err, node.ErrCorrupt) || errors.Is(err, ErrUnrecognised) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errors.ErrUnsupported) {

@@ -30,15 +30,23 @@ type Tree struct {
 	limits node.Limits
 
 	mu     sync.Mutex
-	parent map[node.Ino]node.Ino // directory -> the directory it was first listed in
-	logged bool                  // a corruption was logged; later ones go to debug
+	places map[node.Ino]place // directory -> where it was first listed
+	logged bool               // a corruption was logged; later ones go to debug
+}
+
+// place is where a directory lives: its parent, its name there, and how
+// deep it is (the root is 0).
+type place struct {
+	parent node.Ino
+	name   string
+	depth  int
 }
 
 // newTree wraps fs, the contents of the layer called name.
 func newTree(fs node.FS, format Format, name string, opt node.Options) *Tree {
 	t := &Tree{fs: fs, format: format, name: name, log: opt.Logger(), limits: opt.Limits.Or(),
-		parent: map[node.Ino]node.Ino{}}
-	t.parent[fs.Root()] = 0
+		places: map[node.Ino]place{}}
+	t.places[fs.Root()] = place{}
 	return t
 }
 
@@ -97,16 +105,18 @@ func (t *Tree) List(ctx context.Context, dir node.Ino) (out []Entry, err error) 
 			break
 		}
 		a, err := t.attr(ctx, e.Ino)
-		if errors.Is(err, node.ErrCorrupt) {
+		if errors.Is(err, node.ErrCorrupt) && !IsFetchError(err) {
 			dropped = append(dropped, fmt.Sprintf("%q: %v", e.Name, err))
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("stat %q: %w", e.Name, err)
 		}
-		if a.Mode&syscall.S_IFMT == syscall.S_IFDIR && !t.adopt(e.Ino, dir) {
-			dropped = append(dropped, fmt.Sprintf("directory %q listed in two places (a loop)", e.Name))
-			continue
+		if a.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			if why := t.adopt(e.Ino, dir, e.Name); why != "" {
+				dropped = append(dropped, fmt.Sprintf("directory %q: %s", e.Name, why))
+				continue
+			}
 		}
 		seen[e.Name] = true
 		out = append(out, Entry{Name: e.Name, Ino: e.Ino, Attr: a})
@@ -137,21 +147,28 @@ func (t *Tree) Lookup(ctx context.Context, dir node.Ino, name string) (Entry, er
 	return Entry{}, fmt.Errorf("%q: %w", name, syscall.ENOENT)
 }
 
-// adopt records that directory ino lives in parent and reports whether
-// that is where it was first found: a directory found in a second place
-// would make the tree a graph.
-func (t *Tree) adopt(ino, parent node.Ino) bool {
+// adopt records that directory ino lives in parent under name, and says
+// why not ("" when it may): a directory found in a second place (a loop,
+// or a directory hard link) would make the tree a graph, and the limits
+// bound how many directories and how deep.
+func (t *Tree) adopt(ino, parent node.Ino, name string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p, ok := t.parent[ino]
-	if !ok {
-		if len(t.parent) >= t.limits.Objects {
-			return false
+	if p, ok := t.places[ino]; ok {
+		if ino == t.fs.Root() || p.parent != parent || p.name != name {
+			return "listed in a second place (a loop or a directory hard link)"
 		}
-		t.parent[ino] = parent
-		return true
+		return ""
 	}
-	return p == parent && ino != t.fs.Root()
+	depth := t.places[parent].depth + 1
+	switch {
+	case len(t.places) >= t.limits.Objects:
+		return fmt.Sprintf("over the limit of %d directories", t.limits.Objects)
+	case depth > t.limits.Depth:
+		return fmt.Sprintf("deeper than the limit of %d", t.limits.Depth)
+	}
+	t.places[ino] = place{parent: parent, name: name, depth: depth}
+	return ""
 }
 
 // contain turns a panic in a reader into an error wrapping node.ErrCorrupt
@@ -161,7 +178,7 @@ func (t *Tree) contain(op string, ino node.Ino, errp *error) {
 	if v := recover(); v != nil {
 		*errp = fmt.Errorf("%s: the reader failed: %v: %w", t.format, v, node.ErrCorrupt)
 	}
-	if *errp == nil || !errors.Is(*errp, node.ErrCorrupt) {
+	if *errp == nil || !errors.Is(*errp, node.ErrCorrupt) || IsFetchError(*errp) {
 		return
 	}
 	*errp = fmt.Errorf("%s %s of %s: %w", op, inoName(ino), t.name, *errp)

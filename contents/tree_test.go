@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/osimagefs/osimagefs/contents/node"
+	"github.com/osimagefs/osimagefs/test/fixture"
 )
 
 // mapFS is a file system held in maps, for what a real image cannot be
@@ -59,9 +64,10 @@ func TestListLeavesOutUnsafeNamesAndLoops(t *testing.T) {
 	fs := &mapFS{
 		attrs: map[node.Ino]node.Attr{1: dirAttr(), 2: dirAttr(), 3: fileAttr(), 4: dirAttr()},
 		dirs: map[node.Ino][]node.DirEntry{
-			1: {de("sub", 2), de("a/b", 3), de("..", 2), de(".", 1), de("", 3), de("nul\x00", 3), de("file", 3), de("file", 3), de("other", 4)},
-			// sub lists the root (a loop) and "other", which the root lists too
-			// (a directory hard link); the file may have links anywhere.
+			1: {de("sub", 2), de("a/b", 3), de("..", 2), de(".", 1), de("", 3), de("nul\x00", 3), de("file", 3), de("file", 3), de("other", 4), de("same", 4)},
+			// sub lists the root (a loop) and "other", which the root lists too,
+			// under two names (directory hard links); the file may have links
+			// anywhere.
 			2: {de("up", 1), de("again", 4), de("link", 3)},
 		},
 	}
@@ -171,5 +177,68 @@ func TestDetect(t *testing.T) {
 		if got := detect(c.h); got != c.want {
 			t.Errorf("%s: detect = %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+func TestListLimitsDepth(t *testing.T) {
+	fs := &mapFS{attrs: map[node.Ino]node.Attr{}, dirs: map[node.Ino][]node.DirEntry{}}
+	for i := node.Ino(1); i <= 10; i++ {
+		fs.attrs[i] = dirAttr()
+		fs.dirs[i] = []node.DirEntry{de("d", i+1)}
+	}
+	fs.attrs[11] = dirAttr()
+	tr := newTree(fs, Squashfs, "x", node.Options{Limits: node.Limits{Depth: 3}})
+	ctx := context.Background()
+	for i := node.Ino(1); i <= 3; i++ {
+		if got, err := tr.List(ctx, i); err != nil || names(got) != "d" {
+			t.Fatalf("depth %d lists %q, %v", i, names(got), err)
+		}
+	}
+	if got, _ := tr.List(ctx, 4); len(got) != 0 {
+		t.Fatalf("a directory at depth 4 is listed under a limit of 3: %q", names(got))
+	}
+}
+
+// cutReader serves the image's first bytes and cuts every later read short,
+// as a registry that drops connections mid-body does.
+type cutReader struct {
+	b     []byte
+	after int64
+}
+
+func (c cutReader) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > c.after {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return copy(p, c.b[off:]), nil
+}
+
+func TestFailedFetchIsNotAnEmptyImage(t *testing.T) {
+	fixture.RequireTools(t, "mksquashfs")
+	d := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	noise := make([]byte, 64<<10)
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	// The noise puts the tables past the first bytes detection reads.
+	if err := fixture.WriteTree(filepath.Join(d, "src"), map[string][]byte{"etc/os-release": []byte("ID=x\n"), "noise": noise}); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(d, "sq")
+	if err := fixture.MakeSquashfsWith(context.Background(), filepath.Join(d, "src"), img, "-comp", "gzip"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(img)
+	if err != nil || len(b) < 2*headLen {
+		t.Fatalf("%d bytes of squashfs, %v; want the tables past %d", len(b), err, 2*headLen)
+	}
+	_, err = Open(context.Background(), cutReader{b, headLen}, int64(len(b)), "sq", node.Options{})
+	if err == nil || !IsFetchError(err) || errors.Is(err, node.ErrCorrupt) {
+		t.Fatalf("Open with its reads cut short: %v; want a fetch error to try again, not an empty or corrupt image", err)
+	}
+	tr, err := Open(context.Background(), cutReader{b, int64(len(b))}, int64(len(b)), "sq", node.Options{})
+	if err != nil || tr.Format() != Squashfs {
+		t.Fatalf("Open once the reads work: %v, format %q", err, tr.Format())
 	}
 }

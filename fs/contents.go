@@ -81,6 +81,7 @@ type contentsNode struct {
 
 	mu     sync.Mutex
 	list   []contents.Entry // a directory's entries, once listed
+	index  map[string]int   // name -> its place in list
 	listed bool
 }
 
@@ -121,6 +122,10 @@ func (n *contentsNode) entries(ctx context.Context) ([]contents.Entry, syscall.E
 	if err != nil {
 		return nil, n.c.root.contentsErrno(ctx, "list", n.c.file, err)
 	}
+	n.index = make(map[string]int, len(list))
+	for i, e := range list {
+		n.index[e.Name] = i
+	}
 	n.list, n.listed = list, true
 	return list, 0
 }
@@ -133,15 +138,15 @@ func (n *contentsNode) Lookup(ctx context.Context, name string, out *fuse.EntryO
 	if errno != 0 {
 		return nil, errno
 	}
-	for _, e := range list {
-		if e.Name == name {
-			ino := n.c.ino(e.Ino)
-			contentsAttr(e.Attr, ino, &out.Attr)
-			child := &contentsNode{c: n.c, ino: e.Ino, attr: e.Attr}
-			return n.NewInode(ctx, child, gofs.StableAttr{Mode: e.Attr.Mode & syscall.S_IFMT, Ino: ino}), 0
-		}
+	i, ok := n.index[name] // written once, before entries returns
+	if !ok {
+		return nil, syscall.ENOENT
 	}
-	return nil, syscall.ENOENT
+	e := list[i]
+	ino := n.c.ino(e.Ino)
+	contentsAttr(e.Attr, ino, &out.Attr)
+	child := &contentsNode{c: n.c, ino: e.Ino, attr: e.Attr}
+	return n.NewInode(ctx, child, gofs.StableAttr{Mode: e.Attr.Mode & syscall.S_IFMT, Ino: ino}), 0
 }
 
 func (n *contentsNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"syscall"
 
+	"github.com/osimagefs/osimagefs/contents"
 	"github.com/osimagefs/osimagefs/contents/node"
 	"github.com/osimagefs/osimagefs/image"
 )
@@ -37,6 +38,8 @@ func (r *Root) errno(ctx context.Context, op string, f image.File, off int64, er
 // any other.
 func (r *Root) contentsErrno(ctx context.Context, op string, f image.File, err error) syscall.Errno {
 	switch {
+	case contents.IsFetchError(err):
+		return r.errno(ctx, op, f, -1, err)
 	case errors.Is(err, syscall.ENOENT):
 		return syscall.ENOENT
 	case errors.Is(err, node.ErrNotDir):

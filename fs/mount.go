@@ -40,6 +40,8 @@ func Mount(dir string, root *Root, o MountOptions) (*fuse.Server, error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
+		// Mode 0000 inside an image (/etc/shadow) stays 0000.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			AllowOther:    o.AllowOther,
 			FsName:        name,

@@ -295,26 +295,39 @@ func cleanPath(p string) string {
 // followed within that layer (an absolute target starts at its root); the
 // last one too when follow is set.
 func (b *browser) resolve(ctx context.Context, p string, follow bool) (target, error) {
+	// Inside a layer ".." is resolved as the kernel would, after symlinks
+	// (walkInside); only the part before a .contents directory is cleaned
+	// as text. p itself is shown cleaned.
+	raw := strings.Split(strings.Trim(p, "/"), "/")
 	p = cleanPath(p)
-	if p == "" {
-		return target{path: p, dir: true}, nil
-	}
-	comps := strings.Split(p, "/")
-	cur := ""
-	for i, c := range comps {
+	var comps []string // of the mount's tree, walked so far
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(comps) > 0 {
+				comps = comps[:len(comps)-1]
+			}
+			continue
+		}
+		cur := path.Join(comps...)
 		next := path.Join(cur, c)
+		last := !slices.ContainsFunc(raw[i+1:], func(s string) bool { return s != "" && s != "." && s != ".." })
 		if f := b.file(next); f != nil {
-			if i < len(comps)-1 {
+			if !last {
 				return target{}, usageError{fmt.Errorf("PATH %q: %s is a file, not a directory", p, next)}
 			}
-			return target{path: p, file: f}, nil
+			comps = append(comps, c)
+			continue
 		}
 		if f := b.file(strings.TrimSuffix(next, osfs.ContentsSuffix)); f != nil && strings.HasSuffix(c, osfs.ContentsSuffix) && browsableFile(*f) {
 			t, err := b.contentsOf(ctx, *f)
 			if err != nil {
 				return target{}, err
 			}
-			e, err := walkInside(ctx, t, comps[i+1:], follow)
+			e, err := walkInside(ctx, t, raw[i+1:], follow)
 			if err != nil {
 				return target{}, fmt.Errorf("PATH %q: %w", p, err)
 			}
@@ -323,9 +336,13 @@ func (b *browser) resolve(ctx context.Context, p string, follow bool) (target, e
 		if !b.isTreeDir(next) {
 			return target{}, usageError{fmt.Errorf("PATH %q is not in the image; %s holds: %s", p, orTop(cur), strings.Join(b.names(cur), ", "))}
 		}
-		cur = next
+		comps = append(comps, c)
 	}
-	return target{path: p, dir: true}, nil
+	at := path.Join(comps...)
+	if f := b.file(at); f != nil {
+		return target{path: at, file: f}, nil
+	}
+	return target{path: at, dir: true}, nil
 }
 
 func orTop(dir string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -68,7 +69,7 @@ func (b *browser) cp(ctx context.Context, stderr io.Writer, t target, dest strin
 			if err != nil {
 				return fmt.Errorf("readlink %s: %w", t.path, err)
 			}
-			return os.Symlink(dst, dest)
+			return symlinkInPlace(dst, dest)
 		case syscall.S_IFREG:
 		default:
 			fmt.Fprintf(stderr, "cp: left out %s: %s\n", t.path, modeString(t.entry.Attr.Mode)[:1]+" (not a file, directory or symlink)")
@@ -85,7 +86,7 @@ func (b *browser) cpFile(ctx context.Context, t target, dest string) error {
 	if t.tree != nil {
 		perm = os.FileMode(t.entry.Attr.Mode & 0o777)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+	tmp, err := os.CreateTemp(filepath.Dir(dest), tempPattern)
 	if err != nil {
 		return fmt.Errorf("copy %s to %s: %w", t.path, dest, err)
 	}
@@ -114,6 +115,12 @@ func (b *browser) cpDir(ctx context.Context, stderr io.Writer, t target, dest st
 	if err := os.Mkdir(dest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("copy %s: %w", t.path, err)
 	}
+	// What is there must be a directory, not a symlink copied a moment
+	// ago under a name this file system takes for the same (a
+	// case-insensitive one): nothing is ever written through a link.
+	if st, err := os.Lstat(dest); err != nil || !st.IsDir() {
+		return fmt.Errorf("copy %s: %s exists and is not a directory", t.path, dest)
+	}
 	t, children, err := b.list(ctx, t)
 	if err != nil {
 		return err
@@ -133,4 +140,27 @@ func (b *browser) cpDir(ctx context.Context, stderr io.Writer, t target, dest st
 		}
 	}
 	return nil
+}
+
+// tempPattern names the files cp writes before renaming them into place:
+// short, so that a name of 255 bytes still has room.
+const tempPattern = ".osimagefs-*"
+
+// symlinkInPlace makes dest a symlink to target, replacing what is there,
+// through a temporary name renamed into place.
+func symlinkInPlace(target, dest string) error {
+	for range 100 {
+		tmp := filepath.Join(filepath.Dir(dest), fmt.Sprintf(".osimagefs-%d", rand.Int64()))
+		err := os.Symlink(target, tmp)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err == nil {
+			if err = os.Rename(tmp, dest); err != nil {
+				os.Remove(tmp)
+			}
+		}
+		return err
+	}
+	return fmt.Errorf("symlink %s: no free temporary name", dest)
 }

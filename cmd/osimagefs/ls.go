@@ -117,7 +117,7 @@ func (b *browser) row(ctx context.Context, t target, name string) (line, error) 
 		if t.entry.Attr.Mode&syscall.S_IFMT == syscall.S_IFLNK {
 			dest, err := t.tree.Readlink(ctx, t.entry.Ino)
 			if err != nil {
-				return line{}, fmt.Errorf("readlink %s: %w", t.path, err)
+				dest = "? (" + err.Error() + ")" // one unreadable link does not end the listing
 			}
 			l.link = dest
 		}

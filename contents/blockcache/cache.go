@@ -1,6 +1,8 @@
 package blockcache
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,7 +68,7 @@ func (s Space) Get(off int64, load func() ([]byte, error)) ([]byte, error) {
 	if b, ok := s.c.get(k); ok {
 		return b, nil
 	}
-	v, err, _ := s.c.flight.Do(strconv.FormatUint(s.id, 10)+":"+strconv.FormatInt(off, 10), func() (any, error) {
+	v, err, shared := s.c.flight.Do(strconv.FormatUint(s.id, 10)+":"+strconv.FormatInt(off, 10), func() (any, error) {
 		if b, ok := s.c.get(k); ok {
 			return b, nil
 		}
@@ -77,6 +79,11 @@ func (s Space) Get(off int64, load func() ([]byte, error)) ([]byte, error) {
 		s.c.add(k, b)
 		return b, nil
 	})
+	if err != nil && shared && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The load ran on another reader's context, which ended: this
+		// reader's own may still be alive.
+		return load()
+	}
 	if err != nil {
 		return nil, err
 	}
