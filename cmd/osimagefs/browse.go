@@ -160,6 +160,21 @@ func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, ref string)
 		close: func() { fetcher.Close(); closeDisk() }}, nil
 }
 
+// openTarget opens ref as openBrowser does and resolves p in it; the
+// caller closes the browser.
+func openTarget(cmd *cobra.Command, g *globalFlags, f *browseFlags, ref, p string, follow bool) (*browser, target, error) {
+	b, err := openBrowser(cmd, g, f, ref)
+	if err != nil {
+		return nil, target{}, err
+	}
+	t, err := b.resolve(cmd.Context(), p, follow)
+	if err != nil {
+		b.close()
+		return nil, target{}, err
+	}
+	return b, t, nil
+}
+
 // memoryFor makes the chunk LRU of a command that reads layers and
 // returns it with its size. --memory-cache (0: the default for a mount
 // with or without a disk cache) bounds all chunk memory: the LRU gets what

@@ -20,15 +20,11 @@ followed within that layer.
   osimagefs cat localhost:5000/os/debian:13 amd64/virtualization/disk.img.contents/p1/EFI/BOOT/grub.cfg`,
 		Args: exactArgs(2, "REFERENCE and PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBrowser(cmd, g, f, args[0])
+			b, t, err := openTarget(cmd, g, f, args[0], args[1], true)
 			if err != nil {
 				return err
 			}
 			defer b.close()
-			t, err := b.resolve(cmd.Context(), args[1], true)
-			if err != nil {
-				return err
-			}
 			w := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20)
 			if err := b.copyTo(cmd.Context(), w, t); err != nil {
 				return err

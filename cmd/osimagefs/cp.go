@@ -33,15 +33,11 @@ leaves no partial file.
   osimagefs cp -r localhost:5000/os/debian:13 amd64/virtualization/root.squashfs.contents/etc ./etc`,
 		Args: exactArgs(3, "REFERENCE, PATH and DEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBrowser(cmd, g, f, args[0])
+			b, t, err := openTarget(cmd, g, f, args[0], args[1], true)
 			if err != nil {
 				return err
 			}
 			defer b.close()
-			t, err := b.resolve(cmd.Context(), args[1], true)
-			if err != nil {
-				return err
-			}
 			dest := args[2]
 			if st, err := os.Stat(dest); err == nil && st.IsDir() {
 				dest = filepath.Join(dest, path.Base("/"+t.path))
