@@ -27,6 +27,12 @@ func NewBuilder(alg digest.Algorithm, pieceSize int64) *Builder {
 	if pieceSize < MinPieceSize || pieceSize > MaxPieceSize || pieceSize&(pieceSize-1) != 0 {
 		panic(fmt.Sprintf("integrity.NewBuilder: piece size %d is not a power of two from %d to %d", pieceSize, MinPieceSize, MaxPieceSize))
 	}
+	return newBuilder(alg, pieceSize)
+}
+
+// newBuilder is NewBuilder for any positive piece size: for tables kept in
+// memory (TableOf), never encoded.
+func newBuilder(alg digest.Algorithm, pieceSize int64) *Builder {
 	return &Builder{pieceSize: pieceSize, blob: alg.Digester(), piece: sha256.New()}
 }
 

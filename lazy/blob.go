@@ -48,6 +48,9 @@ func (b *Blob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off >= b.size {
 		return 0, io.EOF
 	}
+	if err := b.f.checkFirst(ctx, b.digest, b.size); err != nil {
+		return 0, fmt.Errorf("read %s: %w", b.digest, err)
+	}
 	n := min(int64(len(p)), b.size-off)
 	first, last := span(off, n, b.f.opts.ChunkSize)
 	if first == last {

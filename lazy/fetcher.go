@@ -109,6 +109,12 @@ type Options struct {
 	// Observer, if set, is told about cache lookups, fetches and
 	// verification failures (for metrics); nil is silent.
 	Observer Observer
+	// CheckFirst hashes a blob that Integrity checks whole, and by no
+	// pieces, through the source before any of its bytes is served, and
+	// checks every chunk fetched later by the table of chunk digests made
+	// on the way (first.go): no byte is served unchecked, disk cache or
+	// not. For sources that read whole blobs cheaply (files on this host).
+	CheckFirst bool
 }
 
 // Fetcher turns blobs into chunked, cached, lazily fetched readers. It is
@@ -129,6 +135,7 @@ type Fetcher struct {
 	active   atomic.Int64       // reads waiting for fetches, for low-priority prefetch
 	answered atomic.Int64       // when a range request last succeeded (Unix ns), for the short wait
 	streams  streams            // whole-blob streams, for servers that ignore Range
+	first    *checkedFirst      // with CheckFirst: opts.Integrity, with the tables it made
 }
 
 // NewFetcher makes a Fetcher reading from src through c.
@@ -161,8 +168,13 @@ func NewFetcher(src Source, c Cache, opts Options) (*Fetcher, error) {
 	if opts.Host == "" {
 		opts.Host = "the source"
 	}
+	var first *checkedFirst
+	if opts.CheckFirst {
+		first = &checkedFirst{Integrity: opts.Integrity}
+		opts.Integrity = first
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel)}
+	f := &Fetcher{src: src, cache: c, opts: opts, log: log, ctx: ctx, cancel: cancel, flights: newFlights(), slots: newSlots(opts.Parallel), first: first}
 	if opts.Disk != nil {
 		f.diskq = newDiskQueue(f.writeDisk)
 	}
@@ -267,6 +279,13 @@ func (f *Fetcher) timedOut(err error) bool {
 // most maxRun chunks. h is nil for a demand fetch, else the background
 // run's promotion.
 func (f *Fetcher) fetchRun(d digest.Digest, size, first int64, fls []*flight, h *hurry) {
+	// Under CheckFirst nothing of a blob lands before it has been hashed.
+	if err := f.checkFirst(f.ctx, d, size); err != nil {
+		for j, fl := range fls {
+			f.flights.land(cache.Key{Digest: d, Index: first + int64(j)}, fl, nil, fmt.Errorf("fetch %s: %w", cache.Key{Digest: d, Index: first + int64(j)}, err))
+		}
+		return
+	}
 	last := first + int64(len(fls)) - 1
 	// Re-check the caches: a chunk may have landed after the caller looked
 	// and before it claimed the flight.
