@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/cache"
 	"github.com/osimagefs/osimagefs/contents"
 	"github.com/osimagefs/osimagefs/contents/blockcache"
@@ -25,6 +24,7 @@ import (
 	osfs "github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/lazy"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 // browseFlags are the flags of ls, cat and cp: mount's, with mount's
@@ -68,7 +68,9 @@ its partitions as p1, p2, ... (disk.img.contents/p2/etc/fstab); an
 initramfs its cpio archive; an ISO its Rock Ridge (or Joliet) names.
 Nothing is mounted: no FUSE, no root, no loop device. Only the metadata of
 what is listed and the blocks of what is read are fetched, into the same
-disk cache a mount uses (--cache-dir).`
+disk cache a mount uses (--cache-dir).
+
+` + referenceHelp
 
 // browser is an image opened for ls, cat and cp.
 type browser struct {
@@ -84,7 +86,7 @@ type browser struct {
 // openBrowser resolves ref and sets up the caches as a mount would. Its
 // output is the command's, so the log says only what went wrong
 // (warnings and errors) unless --log-level asks for more.
-func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, ref string) (*browser, error) {
+func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, refArg string) (*browser, error) {
 	ctx := cmd.Context()
 	if !cmd.Flags().Changed("log-level") {
 		g.logLevel = "warn"
@@ -107,31 +109,43 @@ func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, ref string)
 	if err != nil {
 		return nil, err
 	}
-	disk, err := openDiskCache(f.cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
+	ref, err := source.Parse(refArg)
 	if err != nil {
 		return nil, err
 	}
-	closeDisk := func() {
+	disk, err := openDiskCache(cacheDirFor(f.cacheDir, ref), int64(f.chunkSize), int64(f.cacheSize), log)
+	if err != nil {
+		return nil, err
+	}
+	// release closes what is open so far: the source, then the disk cache.
+	release := func() {
 		if disk != nil {
 			disk.Close()
 		}
 	}
-	fail := func(err error) (*browser, error) { closeDisk(); return nil, err }
+	fail := func(err error) (*browser, error) { release(); return nil, err }
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := blobstore.Open(rctx, ref, f.remote.storeOptions(log))
+	src, err := openSource(rctx, ref, f.remote.storeOptions(log), log)
 	if err != nil {
 		return fail(err)
 	}
-	tree, err := store.Resolve(rctx, platforms)
+	release = func() {
+		src.Close()
+		if disk != nil {
+			disk.Close()
+		}
+	}
+	info := src.Info()
+	tree, err := src.Resolve(rctx, platforms)
 	if err != nil {
 		return fail(err)
 	}
 	for _, w := range tree.Warnings {
 		log.Warn(w)
 	}
-	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), store, tree, log)
+	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), src, tree, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -146,18 +160,19 @@ func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, ref string)
 		FetchTimeout: f.readTimeout,
 		Logger:       log,
 		Integrity:    verifier,
-		Host:         store.Reference().Context().RegistryStr(),
+		Host:         info.Name,
+		CheckFirst:   info.Local,
 	}
 	if disk != nil {
 		lopts.Disk = disk
 	}
-	fetcher, err := lazy.NewFetcher(store, mem, lopts)
+	fetcher, err := lazy.NewFetcher(src, mem, lopts)
 	if err != nil {
 		return fail(usageError{err})
 	}
 	return &browser{tree: tree, fetcher: fetcher, blocks: blockcache.New(int64(f.contentsCache)), log: log,
 		timeout: f.readTimeout, trees: map[string]*contents.Tree{},
-		close: func() { fetcher.Close(); closeDisk() }}, nil
+		close: func() { fetcher.Close(); release() }}, nil
 }
 
 // openTarget opens ref as openBrowser does and resolves p in it; the

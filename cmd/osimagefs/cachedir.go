@@ -17,7 +17,8 @@ const rootCacheDir = "/var/cache/osimagefs"
 // cacheDirHelp describes the default of --cache-dir, in the flag help and
 // the README alike.
 const cacheDirHelp = `persistent chunk cache directory, or "none" for memory only ` +
-	`(default: ` + rootCacheDir + ` for root, else $XDG_CACHE_HOME/osimagefs, else $HOME/.cache/osimagefs)`
+	`(default: ` + rootCacheDir + ` for root, else $XDG_CACHE_HOME/osimagefs, else $HOME/.cache/osimagefs; ` +
+	`none for an oci: layout, whose blob files are read in place)`
 
 // defaultCacheDir is the cache directory used without --cache-dir by a
 // process of effective user euid. There is no shared fall-back such as

@@ -8,6 +8,7 @@ import (
 	"github.com/osimagefs/osimagefs/blobstore"
 	osfs "github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 // Exit statuses, documented in the root command's help and the README.
@@ -49,7 +50,9 @@ func exitCode(err error) int {
 		return re.code
 	case errors.As(err, &ie):
 		return exitInterrupted + int(ie.sig)
-	case errors.As(err, &ue), errors.Is(err, blobstore.ErrCAFile):
+	case errors.As(err, &ue), source.IsBadInput(err):
+		// A CA file that cannot be used, a directory that is not an OCI
+		// layout, a reference to a layout that names no single image.
 		return exitUsage
 	case errors.As(err, &me), errors.Is(err, osfs.ErrMountpoint):
 		return exitBadMountpoint
@@ -57,7 +60,7 @@ func exitCode(err error) int {
 		return exitFUSEUnavailable
 	case errors.Is(err, image.ErrNotOSImage):
 		return exitNotOSImage
-	case errors.Is(err, blobstore.ErrNotFound):
+	case source.IsNotFound(err):
 		return exitNotFound
 	case errors.Is(err, blobstore.ErrUnauthorized):
 		return exitDenied

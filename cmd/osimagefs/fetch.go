@@ -14,9 +14,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
-	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/cache"
 	"github.com/osimagefs/osimagefs/lazy"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 // fetchFlags are the flags of the fetch command; those it shares with
@@ -63,7 +63,10 @@ stdout. SIGINT (Ctrl-C) or SIGTERM stops it, keeping every chunk fetched
 so far: a second run fetches only what is missing.
 
 Exit status 0 only if every selected layer is complete and verified in
-the cache.`,
+the cache.
+
+` + referenceHelp + ` A fetch from a layout fills the cache all the same
+(its default --cache-dir is mount's usual one).`,
 		Example: `  # everything, before the VMs start
   osimagefs fetch registry.example.com/os/gardenlinux:1.0
 
@@ -103,9 +106,13 @@ type layerRun struct {
 	interrupted bool
 }
 
-func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchFlags, ref string, paths []string) error {
+func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchFlags, refArg string, paths []string) error {
 	logOut := &switchWriter{w: os.Stderr}
 	log, err := g.loggerTo(logOut)
+	if err != nil {
+		return err
+	}
+	ref, err := source.Parse(refArg)
 	if err != nil {
 		return err
 	}
@@ -131,11 +138,13 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := blobstore.Open(rctx, ref, f.remote.storeOptions(log))
+	src, err := openSource(rctx, ref, f.remote.storeOptions(log), log)
 	if err != nil {
 		return err
 	}
-	tree, err := store.Resolve(rctx, platforms)
+	defer src.Close()
+	info := src.Info()
+	tree, err := src.Resolve(rctx, platforms)
 	if err != nil {
 		return err
 	}
@@ -146,7 +155,7 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 	if err != nil {
 		return err
 	}
-	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), store, tree, log)
+	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), src, tree, log)
 	if err != nil {
 		return err
 	}
@@ -192,14 +201,15 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 	if err != nil {
 		return usageError{err}
 	}
-	fetcher, err := lazy.NewFetcher(store, mem, lazy.Options{
+	fetcher, err := lazy.NewFetcher(src, mem, lazy.Options{
 		ChunkSize:  chunk,
 		MaxRequest: maxRequest,
 		Parallel:   f.parallel,
 		Logger:     log,
 		Disk:       disk,
 		Integrity:  verifier,
-		Host:       store.Reference().Context().RegistryStr(),
+		Host:       info.Name,
+		CheckFirst: info.Local,
 		OnFetch: func(d digest.Digest, n int64) {
 			if r := byDigest[d]; r != nil {
 				r.fetched.Add(n)

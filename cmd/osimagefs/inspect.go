@@ -12,8 +12,8 @@ import (
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/image"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 func newInspectCmd(g *globalFlags) *cobra.Command {
@@ -28,10 +28,13 @@ manifests and configs are fetched.
 
 Chunk tables a manifest lists (written by push) are not files of the mount;
 they are listed after the files, each as the chunk table for the file whose
-pieces mount checks with it.`,
+pieces mount checks with it.
+
+` + referenceHelp,
 		Example: `  osimagefs inspect localhost:5000/os/gardenlinux:1.0
   osimagefs inspect --platform linux/arm64 ghcr.io/example/os@sha256:...
-  osimagefs inspect --json registry.example.com/os/debian:13 | jq '.files[].path'`,
+  osimagefs inspect --json registry.example.com/os/debian:13 | jq '.files[].path'
+  osimagefs inspect oci:./debian-layout:13`,
 		Args: exactArgs(1, "REFERENCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger()
@@ -42,13 +45,18 @@ pieces mount checks with it.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-			defer cancel()
-			store, err := blobstore.Open(ctx, args[0], rf.storeOptions(log))
+			ref, err := source.Parse(args[0])
 			if err != nil {
 				return err
 			}
-			tree, err := store.Resolve(ctx, platforms)
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			src, err := openSource(ctx, ref, rf.storeOptions(log), log)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			tree, err := src.Resolve(ctx, platforms)
 			if err != nil {
 				return err
 			}

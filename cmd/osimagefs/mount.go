@@ -12,10 +12,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
-	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/contents/blockcache"
 	osfs "github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/lazy"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 // mountFlags are the flags of the mount command.
@@ -71,6 +71,8 @@ Tree: MOUNTPOINT/<arch>/<variant>/{disk.img, kernel, initramfs,
 root.squashfs, cmdline, uki.efi, image.iso, manifest.json, config.json},
 and MOUNTPOINT/index.json when REFERENCE is an index.
 
+` + referenceHelp + `
+
 Every flag is also a mount option: -o plain-http,cache-size=20GiB (a
 boolean as a bare name, allow_other for --allow-other). Installed as
 /sbin/mount.fuse.osimagefs (make install), osimagefs is started by
@@ -94,6 +96,9 @@ signalled with sd_notify.`,
   osimagefs mount --record boot.json registry.example.com/os/debian:13 /srv/os &
   qemu-system-x86_64 ... -kernel /srv/os/amd64/virtualization/kernel ...   # boot, shut down
   umount /srv/os && osimagefs profile push registry.example.com/os/debian:13 boot.json
+
+  # an OCI image layout (oras push --oci-layout, skopeo copy ... oci:DIR:TAG)
+  osimagefs mount oci:/srv/layouts/debian:13 /srv/os
 
   # in the background once served, as mount(8) and fstab start it
   osimagefs mount --background --log-file /var/log/osimagefs.log REF /srv/os
@@ -130,8 +135,12 @@ signalled with sd_notify.`,
 	return c
 }
 
-func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir string) error {
+func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, dir string) error {
 	log, err := f.host.logger(g)
+	if err != nil {
+		return err
+	}
+	ref, err := source.Parse(refArg)
 	if err != nil {
 		return err
 	}
@@ -170,7 +179,7 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 
 	// The disk cache is opened before anything else, so that a directory
 	// that cannot be used is refused at once.
-	disk, err := openDiskCache(f.cacheDir, int64(f.chunkSize), int64(f.cacheSize), log)
+	disk, err := openDiskCache(cacheDirFor(f.cacheDir, ref), int64(f.chunkSize), int64(f.cacheSize), log)
 	if err != nil {
 		return err
 	}
@@ -187,27 +196,28 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := blobstore.Open(rctx, ref, storeOptionsObserved(f.remote.storeOptions(log), obs))
+	// One referrers listing per manifest (source.Open), shared by the
+	// chunk tables and the boot profile (--prefetch auto).
+	src, err := openSource(rctx, ref, storeOptionsObserved(f.remote.storeOptions(log), obs), log)
 	if err != nil {
 		return err
 	}
-	tree, err := store.Resolve(rctx, platforms)
+	defer src.Close()
+	info := src.Info()
+	tree, err := src.Resolve(rctx, platforms)
 	if err != nil {
 		return err
 	}
 	for _, w := range tree.Warnings {
 		log.Warn(w)
 	}
-	obs.SetImage(store.Reference().Context().RegistryStr(), store.Reference().Context().RepositoryStr(), tree)
-	// One referrers listing per manifest, shared by the chunk tables and
-	// the boot profile (--prefetch auto).
-	referrers := blobstore.NewSharedReferrers(rctx, store)
+	obs.SetImage(info.Registry, info.Repository, tree)
 	// The boot profile is looked up while the chunk tables are, and the
 	// mount comes up.
 	pctx, stopPrefetch := context.WithCancel(context.Background())
 	defer stopPrefetch()
-	profiles := lookupProfiles(pctx, referrers, tree, plan, log)
-	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), referrers, tree, log)
+	profiles := lookupProfiles(pctx, src, tree, plan, log)
+	verifier, err := newVerifier(rctx, verify, int64(f.chunkSize), src, tree, log)
 	if err != nil {
 		return err
 	}
@@ -235,7 +245,8 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		Logger:       log,
 		Observer:     obs,
 		Integrity:    verifier,
-		Host:         store.Reference().Context().RegistryStr(),
+		Host:         info.Name,
+		CheckFirst:   info.Local,
 		OnCorrupt: func(d digest.Digest) {
 			if r := served.Load(); r != nil {
 				r.InvalidateBlob(d)
@@ -245,13 +256,13 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 	if disk != nil {
 		lopts.Disk = disk
 	}
-	fetcher, err := lazy.NewFetcher(store, mem, lopts)
+	fetcher, err := lazy.NewFetcher(src, mem, lopts)
 	if err != nil {
 		return usageError{err}
 	}
 	defer fetcher.Close()
 
-	fopts := osfs.Options{Logger: log, ReadAhead: readAhead, Observer: obs, Status: statusOf(ref, dir, f.metricsAddr, tree, obs, &served),
+	fopts := osfs.Options{Logger: log, ReadAhead: readAhead, Observer: obs, Status: statusOf(refArg, dir, f.metricsAddr, tree, obs, &served),
 		Contents: f.contents, Blocks: blockcache.New(int64(f.contentsMem))}
 	if f.passthrough && disk != nil {
 		fopts.Passthrough = disk
@@ -260,11 +271,11 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 		return rec.reader(d, timeoutReader{fetcher.Blob(d, size), f.readTimeout})
 	}, fopts)
 	served.Store(root)
-	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: ref})
+	srv, err := osfs.Mount(dir, root, osfs.MountOptions{AllowOther: f.allowOther, Debug: f.fuseDebug, Name: refArg})
 	if err != nil {
 		return err // classified by osfs.Mount: FUSE or the mount point
 	}
-	log.Info("mounted", "reference", ref, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
+	log.Info("mounted", "reference", refArg, "digest", tree.Digest, "mountpoint", dir, "files", len(tree.Files))
 	rec.start()
 	f.host.ready(dir, log)
 	// A boot profile is replayed within what the cache holds.

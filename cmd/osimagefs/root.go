@@ -20,10 +20,11 @@ func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
 		Use:   "osimagefs",
-		Short: "Mount an OS image from an OCI registry as a lazy, read-only file tree",
+		Short: "Mount an OS image from an OCI registry or image layout as a lazy, read-only file tree",
 		Long: `osimagefs shows an operating-system image stored in an OCI registry
 (disk image, kernel, initramfs, squashfs, cmdline, UKI, ISO) as plain files,
-and fetches the bytes of a file only when something reads them.
+and fetches the bytes of a file only when something reads them. An image
+in an OCI image layout directory is read in place: oci:DIR[:TAG|@DIGEST].
 
 A hypervisor can boot straight from the mounted kernel and disk.img, an
 engineer can ls, cat and loop-mount, and nobody waits for gigabytes first.
@@ -31,8 +32,10 @@ engineer can ls, cat and loop-mount, and nobody waits for gigabytes first.
 Credentials come from the Docker config (~/.docker/config.json,
 $DOCKER_CONFIG, credential helpers); without them access is anonymous.
 
-Exit status: 0 success, 1 other failure, 2 bad usage or input,
-3 reference not found, 4 access denied, 5 registry unreachable
+Exit status: 0 success, 1 other failure, 2 bad usage or input (also a
+directory that is not an OCI layout, or oci:DIR for a layout of several
+images, none tagged latest), 3 reference not found (also a layout
+directory, tag or blob), 4 access denied, 5 registry unreachable
 (also when plain HTTP was refused for want of --plain-http: a plain-HTTP
 registry, or a redirect from HTTPS to HTTP), 6 not an OS image,
 7 mount point unusable, 8 FUSE unavailable (/dev/fuse
