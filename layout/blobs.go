@@ -25,7 +25,7 @@ type blobFile struct {
 // of the right length) names no file: it could name one outside blobs/.
 func blobRel(d digest.Digest) (string, error) {
 	if err := d.Validate(); err != nil {
-		return "", fmt.Errorf("%w: blob %q: %v", ErrInvalid, d, err)
+		return "", errorf(ErrInvalid, "blob %q: %v", d, err)
 	}
 	return blobsDir + "/" + d.Algorithm().String() + "/" + d.Encoded(), nil
 }
@@ -114,7 +114,7 @@ func (l *Layout) BlobUpTo(ctx context.Context, d ocispec.Descriptor, limit int64
 	}
 	defer f.Close()
 	if size != d.Size {
-		return nil, fmt.Errorf("%w: blob file %s is %d bytes, its descriptor says %d", ErrInvalid, l.path(rel), size, d.Size)
+		return nil, errorf(ErrInvalid, "blob file %s is %d bytes, its descriptor says %d", l.path(rel), size, d.Size)
 	}
 	buf := make([]byte, size)
 	if _, err := f.ReadAt(buf, 0); err != nil {
@@ -162,7 +162,7 @@ func (l *Layout) CheckFile(d digest.Digest, size int64) error {
 		return err
 	}
 	if b.size != size {
-		return fmt.Errorf("%w: blob file %s is %d bytes, its descriptor says %d", ErrInvalid, b.path, b.size, size)
+		return errorf(ErrInvalid, "blob file %s is %d bytes, its descriptor says %d", b.path, b.size, size)
 	}
 	return nil
 }

@@ -36,3 +36,19 @@ func (e *ShortBlobError) Error() string {
 // BlobSize is the blob file's size; lazy recognises a short blob by this
 // method.
 func (e *ShortBlobError) BlobSize() int64 { return e.Size }
+
+// kindError is an error of one of the kinds above whose message does not
+// repeat the kind's: errors.Is finds the kind, and whatever the message
+// wraps.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// errorf is fmt.Errorf for an error of kind.
+func errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}

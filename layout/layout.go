@@ -64,11 +64,11 @@ func Open(ctx context.Context, ref Ref, opts Options) (*Layout, error) {
 	st, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%w: no layout directory %s", ErrNotFound, abs)
+		return nil, errorf(ErrNotFound, "no layout directory %s", abs)
 	case err != nil:
 		return nil, fmt.Errorf("layout directory %s: %w", abs, err)
 	case !st.IsDir():
-		return nil, fmt.Errorf("%w: layout directory %s: not a directory", ErrInvalid, abs)
+		return nil, errorf(ErrInvalid, "layout directory %s: not a directory", abs)
 	}
 	root, err := os.OpenRoot(abs)
 	if err != nil {
@@ -126,17 +126,17 @@ func (l *Layout) path(rel string) string { return filepath.Join(l.dir, filepath.
 func (l *Layout) readLayoutFile() error {
 	raw, err := l.readFile(layoutFile, maxLayoutFile)
 	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("%w: %s: no %s file, which every OCI image layout has", ErrInvalid, l.dir, layoutFile)
+		return errorf(ErrInvalid, "%s: no %s file, which every OCI image layout has", l.dir, layoutFile)
 	}
 	if err != nil {
 		return err
 	}
 	var lf ocispec.ImageLayout
 	if err := json.Unmarshal(raw, &lf); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalid, l.path(layoutFile), err)
+		return errorf(ErrInvalid, "%s is not an oci-layout file: %v", l.path(layoutFile), err)
 	}
 	if v := lf.Version; v == "" || !strings.HasPrefix(v, "1.") {
-		return fmt.Errorf("%w: %s: imageLayoutVersion %q is not supported (want 1.x, such as %q)", ErrInvalid, l.path(layoutFile), v, ocispec.ImageLayoutVersion)
+		return errorf(ErrInvalid, "%s: imageLayoutVersion %q is not supported (want 1.x, such as %q)", l.path(layoutFile), v, ocispec.ImageLayoutVersion)
 	}
 	return nil
 }
@@ -146,13 +146,13 @@ func (l *Layout) readLayoutFile() error {
 func (l *Layout) readIndex() error {
 	raw, err := l.readFile(indexFile, image.MaxDocumentSize)
 	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("%w: %s: no %s file, which every OCI image layout has", ErrInvalid, l.dir, indexFile)
+		return errorf(ErrInvalid, "%s: no %s file, which every OCI image layout has", l.dir, indexFile)
 	}
 	if err != nil {
 		return err
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, l.path(indexFile), fmt.Sprintf(format, args...))
+		return errorf(ErrInvalid, "%s is not a valid image index: %s", l.path(indexFile), fmt.Sprintf(format, args...))
 	}
 	var idx ocispec.Index
 	if err := json.Unmarshal(raw, &idx); err != nil {
@@ -209,19 +209,19 @@ func (l *Layout) open(rel string) (*os.File, int64, error) {
 	st, err := l.root.Stat(rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, 0, fmt.Errorf("%w: %s: no such file", ErrNotFound, p)
+		return nil, 0, errorf(ErrNotFound, "%s: no such file", p)
 	case err != nil:
-		return nil, 0, fmt.Errorf("%w: %s: %v", ErrInvalid, p, err)
+		return nil, 0, errorf(ErrInvalid, "%s: %v", p, err)
 	case !st.Mode().IsRegular():
-		return nil, 0, fmt.Errorf("%w: %s: not a regular file (%s)", ErrInvalid, p, st.Mode().Type())
+		return nil, 0, errorf(ErrInvalid, "%s: not a regular file (%s)", p, st.Mode().Type())
 	}
 	f, err := l.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: open %s: %v", ErrInvalid, p, err)
+		return nil, 0, errorf(ErrInvalid, "open %s: %v", p, err)
 	}
 	st, err = f.Stat()
 	if err == nil && !st.Mode().IsRegular() {
-		err = fmt.Errorf("%w: %s: not a regular file (%s)", ErrInvalid, p, st.Mode().Type())
+		err = errorf(ErrInvalid, "%s: not a regular file (%s)", p, st.Mode().Type())
 	}
 	if err != nil {
 		f.Close()

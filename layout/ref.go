@@ -65,9 +65,9 @@ func ParseRef(s string) (Ref, error) {
 		dir = s[:i]
 	}
 	if _, err := os.Stat(dir); err == nil {
-		return Ref{}, fmt.Errorf("%w: layout directory %s: not a directory", ErrInvalid, dir)
+		return Ref{}, errorf(ErrInvalid, "layout directory %s: not a directory", dir)
 	}
-	return Ref{}, fmt.Errorf("%w: no layout directory %s", ErrNotFound, dir)
+	return Ref{}, errorf(ErrNotFound, "no layout directory %s", dir)
 }
 
 // isDir reports whether p names a directory (after symbolic links).

@@ -91,7 +91,7 @@ func (l *Layout) scanDocuments(ctx context.Context) *scan {
 		}
 		s.known[it.desc.Digest] = it.desc
 		if docs++; docs > maxScanDocuments {
-			s.err = fmt.Errorf("%w: more than %d indexes and manifests reachable from %s", ErrTooLarge, maxScanDocuments, l.path(indexFile))
+			s.err = errorf(ErrTooLarge, "more than %d indexes and manifests reachable from %s", maxScanDocuments, l.path(indexFile))
 			return s
 		}
 		raw, err := l.BlobUpTo(ctx, it.desc, image.MaxDocumentSize)
@@ -100,7 +100,7 @@ func (l *Layout) scanDocuments(ctx context.Context) *scan {
 			continue
 		}
 		if total += int64(len(raw)); total > maxScanBytes {
-			s.err = fmt.Errorf("%w: the indexes and manifests reachable from %s hold more than %d bytes", ErrTooLarge, l.path(indexFile), int64(maxScanBytes))
+			s.err = errorf(ErrTooLarge, "the indexes and manifests reachable from %s hold more than %d bytes", l.path(indexFile), int64(maxScanBytes))
 			return s
 		}
 		if it.desc.Digest.Algorithm().FromBytes(raw) != it.desc.Digest {

@@ -42,13 +42,13 @@ func (l *Layout) byTag(tag string) (ocispec.Descriptor, error) {
 	case 1:
 		return found[0], nil
 	case 0:
-		return ocispec.Descriptor{}, fmt.Errorf("%w: %s: no entry is tagged %q (%s)", ErrNotFound, l.path(indexFile), tag, l.tagList())
+		return ocispec.Descriptor{}, errorf(ErrNotFound, "%s: no entry is tagged %q (%s)", l.path(indexFile), tag, l.tagList())
 	}
 	var ds []string
 	for _, d := range found {
 		ds = append(ds, d.Digest.String())
 	}
-	return ocispec.Descriptor{}, fmt.Errorf("%w: %s: the tag %q names %d images (%s): name one as oci:%s@DIGEST", ErrAmbiguous, l.path(indexFile), tag, len(found), strings.Join(ds, ", "), l.dir)
+	return ocispec.Descriptor{}, errorf(ErrAmbiguous, "%s: the tag %q names %d images (%s): name one as oci:%s@DIGEST", l.path(indexFile), tag, len(found), strings.Join(ds, ", "), l.dir)
 }
 
 // byDigest is the manifest or index d: as index.json, or an index it
@@ -69,7 +69,7 @@ func (l *Layout) byDigest(ctx context.Context, d digest.Digest) (ocispec.Descrip
 	}
 	raw, err := l.readFile(rel, image.MaxDocumentSize)
 	if errors.Is(err, ErrNotFound) {
-		return ocispec.Descriptor{}, fmt.Errorf("%w: %s holds no manifest or index %s", ErrNotFound, l.dir, d)
+		return ocispec.Descriptor{}, errorf(ErrNotFound, "%s holds no manifest or index %s", l.dir, d)
 	}
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -89,7 +89,7 @@ func (l *Layout) only(ctx context.Context) (ocispec.Descriptor, error) {
 	}
 	switch len(images) {
 	case 0:
-		return ocispec.Descriptor{}, fmt.Errorf("%w: %s lists no image", ErrNotFound, l.path(indexFile))
+		return ocispec.Descriptor{}, errorf(ErrNotFound, "%s lists no image", l.path(indexFile))
 	case 1:
 		return images[0], nil
 	}
@@ -108,7 +108,7 @@ func (l *Layout) only(ctx context.Context) (ocispec.Descriptor, error) {
 	if len(untagged) > 0 {
 		msg += fmt.Sprintf(" or oci:%s@DIGEST (untagged: %s)", l.dir, strings.Join(untagged, ", "))
 	}
-	return ocispec.Descriptor{}, fmt.Errorf("%w: %s", ErrAmbiguous, msg)
+	return ocispec.Descriptor{}, errorf(ErrAmbiguous, "%s", msg)
 }
 
 // tagList says which tags index.json has, for errors.
