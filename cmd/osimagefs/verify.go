@@ -13,6 +13,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/integrity"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 // verifyHelp is the help of --verify, for mount and fetch.
@@ -33,9 +34,9 @@ func parseVerify(s string) (integrity.Mode, error) {
 }
 
 // newVerifier decides how each layer of tree is checked, looking up chunk
-// tables first unless mode needs none, and logs the decision for each
-// layer. A table that disagrees with its layer fails it.
-func newVerifier(ctx context.Context, mode integrity.Mode, chunkSize int64, src integrity.Source, tree *image.Tree, log *slog.Logger) (*integrity.Verifier, error) {
+// tables in src first unless mode needs none, and logs the decision for
+// each layer. A table that disagrees with its layer fails it.
+func newVerifier(ctx context.Context, mode integrity.Mode, chunkSize int64, src source.Source, tree *image.Tree, log *slog.Logger) (*integrity.Verifier, error) {
 	var layers []ocispec.Descriptor
 	for _, img := range tree.Images {
 		layers = append(layers, img.Layers...)
@@ -68,6 +69,12 @@ func newVerifier(ctx context.Context, mode integrity.Mode, chunkSize int64, src 
 			if d.Why != "" {
 				args = append(args, "why", d.Why)
 			}
+			// What lazy.Options.CheckFirst does for a local source.
+			when := "once complete in the disk cache"
+			if src.Info().Local {
+				when = "before any of it is served"
+			}
+			args = append(args, "checked", when)
 		}
 		if d.Mode == integrity.Off {
 			log.Warn("verification off", args...)
