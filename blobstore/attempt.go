@@ -52,10 +52,6 @@ func (s *Store) stallTimeout(ctx context.Context) time.Duration {
 	return min(limit, max(time.Until(dl)/3, minStallTimeout))
 }
 
-// mirrorStallTimeout caps the stall timeout of an attempt on a mirror: a
-// mirror that keeps a read waiting is left for the next host.
-const mirrorStallTimeout = 5 * time.Second
-
 // fetch is one attempt: a GET of u from e with extra headers h, whose response
 // goes to fn with a body to read instead of resp.Body. A watchdog abandons
 // the attempt with errStalled when nothing arrives for the stall timeout,
@@ -63,9 +59,6 @@ const mirrorStallTimeout = 5 * time.Second
 // from storage the registry redirected to is an errRedirectRefused.
 func (s *Store) fetch(ctx context.Context, e *endpoint, u string, h http.Header, fn func(resp *http.Response, body io.Reader) error) error {
 	idle := s.stallTimeout(ctx)
-	if e.mirror {
-		idle = min(idle, mirrorStallTimeout)
-	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	watchdog := time.AfterFunc(idle, func() { cancel(errStalled) })

@@ -120,7 +120,11 @@ func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, ref string)
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := blobstore.Open(rctx, ref, f.remote.storeOptions(log))
+	opts, err := f.remote.storeOptions(log)
+	if err != nil {
+		return fail(err)
+	}
+	store, err := blobstore.Open(rctx, ref, opts)
 	if err != nil {
 		return fail(err)
 	}

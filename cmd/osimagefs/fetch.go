@@ -131,7 +131,15 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := blobstore.Open(rctx, ref, f.remote.storeOptions(log))
+	opts, err := f.remote.storeOptions(log)
+	if err != nil {
+		return err
+	}
+	// A blob a mirror is still filling is read from it whole, so that
+	// the mirror is left warm (Distribution 3 stops a fill whose client
+	// hangs up).
+	opts.WholeBlobs = true
+	store, err := blobstore.Open(rctx, ref, opts)
 	if err != nil {
 		return err
 	}

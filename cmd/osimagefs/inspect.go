@@ -44,7 +44,11 @@ pieces mount checks with it.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
-			store, err := blobstore.Open(ctx, args[0], rf.storeOptions(log))
+			opts, err := rf.storeOptions(log)
+			if err != nil {
+				return err
+			}
+			store, err := blobstore.Open(ctx, args[0], opts)
 			if err != nil {
 				return err
 			}

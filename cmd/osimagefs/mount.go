@@ -187,7 +187,11 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, ref, dir strin
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := blobstore.Open(rctx, ref, storeOptionsObserved(f.remote.storeOptions(log), obs))
+	opts, err := f.remote.storeOptions(log)
+	if err != nil {
+		return err
+	}
+	store, err := blobstore.Open(rctx, ref, storeOptionsObserved(opts, obs))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +73,22 @@ proxy:
 	return m
 }
 
+// Dir is where the mirror keeps its storage, config and log (mirror.log).
+func (m *Mirror) Dir() string { return m.dir }
+
+// Has reports whether the mirror has stored blob dgst ("sha256:<hex>")
+// completely: a look at its storage, which costs it no request (a request
+// for a blob it is filling would make it fetch the blob from the origin
+// once more).
+func (m *Mirror) Has(dgst string) bool {
+	alg, hex, ok := strings.Cut(dgst, ":")
+	if !ok || len(hex) < 2 {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(m.dir, "storage", "docker", "registry", "v2", "blobs", alg, hex[:2], hex, "data"))
+	return err == nil
+}
+
 // Host is the mirror's "127.0.0.1:port".
 func (m *Mirror) Host() string { return m.addr }
 
@@ -97,8 +114,13 @@ func (m *Mirror) Start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	logf, err := os.OpenFile(filepath.Join(m.dir, "mirror.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		m.tb.Fatalf("registrytest: mirror log: %v", err)
+	}
+	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(m.bin, "serve", m.config)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = logf, logf // it logs every client that hangs up as an error
 	if err := cmd.Start(); err != nil {
 		m.tb.Fatalf("registrytest: start %s: %v", m.bin, err)
 	}
