@@ -130,8 +130,9 @@ type rangeRead struct {
 // are in.
 //
 // A whole-blob answer (200) past byte 0 is, from the origin, a server that
-// ignores Range (ErrRangeIgnored); from a mirror it is a mirror filling the
-// blob (errMirrorWhole), unless the blob is small enough to read through.
+// ignores Range (ErrRangeIgnored). From a mirror, from any byte, it is a
+// mirror filling the blob (errMirrorWhole), unless the blob is small
+// enough to read through.
 func (s *Store) readAttempt(ctx context.Context, e *endpoint, rr *rangeRead, learned func(status int, size int64)) error {
 	if rr.next == len(rr.parts) {
 		return nil // all handed over before an error at the very end
@@ -146,12 +147,14 @@ func (s *Store) readAttempt(ctx context.Context, e *endpoint, rr *rangeRead, lea
 		if learned != nil {
 			learned(resp.StatusCode, resp.ContentLength)
 		}
+		if resp.StatusCode == http.StatusOK && e.mirror && (resp.ContentLength < 0 || resp.ContentLength > smallWholeBlob) {
+			// Even from byte 0: the stream is the mirror's fetch from the
+			// origin, which costs the origin what is read of it.
+			return fmt.Errorf("%w (%s): %s", errMirrorWhole, e.host, rng)
+		}
 		if resp.StatusCode == http.StatusOK && first > 0 {
 			if !e.mirror {
 				return s.rangeIgnored(resp)
-			}
-			if resp.ContentLength < 0 || resp.ContentLength > smallWholeBlob {
-				return fmt.Errorf("%w (%s): %s", errMirrorWhole, e.host, rng)
 			}
 			// A small blob: read through to the range.
 			if _, err := io.CopyN(io.Discard, body, first); err != nil {

@@ -215,9 +215,10 @@ func TestFleetWarmMirror(t *testing.T) {
 
 // fillingAllowance is what one answer of Distribution 2.8 during a fill
 // may cost the origin: it fetches the blob once more for each request
-// that arrives meanwhile, until the client hangs up (measured here: about
-// 300 KB).
-const fillingAllowance = 1 << 20
+// that arrives meanwhile, until it notices the client hung up. Measured
+// here: about 300 KB on an idle machine; 1.4 to 5 MiB with 20 mounts
+// reading at once on 2 cores, which starve the mirror of CPU.
+const fillingAllowance = 8 << 20
 
 // TestFleetColdMirror: 20 hosts read the same 64 MiB of disk.img at once
 // through a mirror that has nothing yet: no read fails, every byte is
@@ -235,12 +236,25 @@ func TestFleetColdMirror(t *testing.T) {
 	took := readAll(t, hosts, data)
 	f.waitMirrorHas(t, disk)
 	origin := f.counter.BytesFor(disk)
-	var direct, filling float64
+	var direct, filling, failed float64
 	for _, h := range hosts {
 		direct += h.hostBytes(t, f.counter.Host(), "origin")
 		filling += h.requests(t, f.mirror.Host(), "mirror", "filling")
+		failed += h.requests(t, f.mirror.Host(), "mirror", "error")
+	}
+	t.Logf("FLEET cold: the hosts' requests to the mirror: %.0f answered with the whole blob (filling), %.0f failed", filling, failed)
+	for _, a := range f.counter.Agents(disk) {
+		t.Logf("FLEET cold: the origin sent %s of disk.img to %q", mib(f.counter.BytesForAgent(disk, a)), a)
 	}
 	limit := int64(fleetDiskSize) + int64(direct) + int64(filling)*fillingAllowance
+	viaMirror := origin - f.counter.BytesForAgent(disk, "osimagefs")
+	if filling > 0 {
+		t.Logf("FLEET cold: the mirror got %s of disk.img from the origin: its fill and %.2f MiB per answer during the fill",
+			mib(viaMirror), float64(viaMirror-fleetDiskSize)/filling/(1<<20))
+	}
+	if direct := f.counter.BytesForAgent(disk, "osimagefs"); direct == 0 {
+		t.Errorf("no host read from the origin while the mirror filled")
+	}
 	t.Logf("FLEET cold: %d hosts read %s each in %s; the origin sent %s of disk.img: the mirror's fill (%s) + the hosts' direct reads (%s) + %s for %.0f answers during the fill",
 		fleetHosts, mib(fleetRead), took.Round(time.Millisecond), mib(origin), mib(fleetDiskSize), mib(int64(direct)),
 		mib(origin-int64(fleetDiskSize)-int64(direct)), filling)
@@ -254,6 +268,7 @@ func TestFleetColdMirror(t *testing.T) {
 
 	// The mirror has the blob: a new host reads it from there alone.
 	late := f.mount(t, img)
+	settled(f.counter) // what the mirror's answers during its fill still stream
 	f.counter.Reset()
 	readAll(t, []*fleetHost{late}, data)
 	if n := f.counter.BytesFor(disk); n != 0 {
