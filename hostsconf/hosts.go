@@ -93,9 +93,10 @@ type Config struct {
 	Warnings []string
 }
 
-// maxFileSize bounds a hosts.toml: such a file is a few hundred bytes, and
-// a symlink to something endless must not be read to its end.
-const maxFileSize = 1 << 20
+// maxFileSize bounds a hosts.toml: such a file is a few hundred bytes, a
+// symlink to something endless must not be read to its end, and the TOML
+// decoder's cost is not linear (limits.go).
+const maxFileSize = 256 << 10
 
 // Lookup finds registry's configuration under dir (the certs.d root) as
 // containerd does: the first of dir/host_port_, dir/host:port (both only

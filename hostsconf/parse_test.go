@@ -350,6 +350,7 @@ func TestParseErrors(t *testing.T) {
 		{"unterminated table", "server = \"https://u\"\n[host.\"x\"", []string{"line 2"}},
 		{"bad toml value", "server = https://u", []string{"line 1"}},
 		{"duplicate key", "ca = \"a\"\nca = \"b\"", []string{"line 2", "ca"}},
+		{"duplicate host with user info", "[host.\"https://u:s3cret@m\"]\n[host.\"https://u:s3cret@m\"]", []string{"line 2", "REDACTED@m"}},
 		{"invalid utf-8", "server = \"\xff\"", []string{"line 1"}},
 
 		{"server not a string", `server = 5`, []string{"server: want a URL string, got an integer"}},
