@@ -148,17 +148,19 @@ func Parse(data []byte, dir, registry string) (Config, error) {
 	return parse(data, filepath.Join(abs, "hosts.toml"), abs, registry)
 }
 
-// checkRegistry refuses what is not a host[:port]: the name becomes a
-// directory name under the certs.d root, so a separator or ".." would read
-// a file elsewhere.
+// checkRegistry refuses what is not a host[:port] (a reference's domain:
+// a name, an IPv4 address or a bracketed IPv6 one): the name becomes a
+// directory name under the certs.d root, where a separator or ".." would
+// read a file elsewhere, and the default server's URL.
 func checkRegistry(registry string) error {
-	if registry == "" || registry == "." || registry == ".." {
-		return fmt.Errorf("hostsconf: registry %q: not a host name", registry)
+	bad := registry == "" || registry == "." || registry == ".."
+	for i := 0; i < len(registry) && !bad; i++ {
+		c := registry[i]
+		bad = !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte(".-_:[]", c) >= 0)
 	}
-	for _, r := range registry {
-		if r <= ' ' || r == 0x7f || r == '/' || r == '\\' {
-			return fmt.Errorf("hostsconf: registry %q: not a host name", registry)
-		}
+	if bad {
+		return fmt.Errorf("hostsconf: registry %q: not a host[:port]", registry)
 	}
 	return nil
 }

@@ -432,7 +432,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseRegistry(t *testing.T) {
-	for _, r := range []string{"", ".", "..", "../etc", "a/b", `a\b`, "a b", "a\x00b", "a\nb"} {
+	for _, r := range []string{"", ".", "..", "../etc", "a/b", `a\b`, "a b", "a\x00b", "a\nb", "0#", "u@h", "h?x", "h%2f", "é.example"} {
 		if _, err := Parse(nil, testDir, r); err == nil {
 			t.Errorf("registry %q accepted", r)
 		}
