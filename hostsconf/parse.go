@@ -112,14 +112,14 @@ func (p *parser) server(doc map[string]any, registry string) (Host, error) {
 	if err != nil {
 		return Host{}, err
 	}
-	if _, ok := doc["capabilities"]; ok {
+	d := defaultServer(registry)
+	if h.Capabilities != d.Capabilities {
 		p.warnf("capabilities without server ignored (as in containerd): the default server %s keeps %s",
-			h.Host, AllCapabilities)
+			d.Host, d.Capabilities)
 	}
 	if h.OverridePath {
 		p.warnf("override_path without server ignored (as in containerd): the default server's path is /v2")
 	}
-	d := defaultServer(registry)
 	d.CAFiles, d.Clients, d.SkipVerify, d.Header, d.DialTimeout = h.CAFiles, h.Clients, h.SkipVerify, h.Header, h.DialTimeout
 	return d, nil
 }

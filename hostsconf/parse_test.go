@@ -221,9 +221,14 @@ func TestParseDefaultServerIgnoresCapabilities(t *testing.T) {
 	if !reflect.DeepEqual(c.Hosts, want) {
 		t.Errorf("hosts:\n%swant:\n%s", dump(c.Hosts), dump(want))
 	}
-	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], "capabilities without server") ||
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], "capabilities without server ignored (as in containerd): the default server registry-1.docker.io keeps pull|resolve|push") ||
 		!strings.Contains(c.Warnings[1], "override_path without server") {
 		t.Errorf("warnings %q", c.Warnings)
+	}
+	// Every capability: nothing ignored, nothing to warn of.
+	c, err = Parse([]byte("capabilities = [\"push\", \"pull\", \"resolve\"]\n"), testDir, "docker.io")
+	if err != nil || len(c.Warnings) != 0 {
+		t.Errorf("warnings %q, err %v", c.Warnings, err)
 	}
 	// A bad capability is still an error (containerd checks it too).
 	if _, err := Parse([]byte(`capabilities = ["fly"]`), testDir, "docker.io"); err == nil {
