@@ -18,5 +18,13 @@
 // the line, for TOML syntax), not a silent fall-back to defaults. Plain
 // http is used only where a URL says http://; nothing here downgrades a
 // connection or skips verification unless the file says so. Keys this
-// package does not know are ignored and reported as warnings.
+// package does not know are ignored and reported as warnings. A file
+// over 256 KiB, nested deeper than 16 or with a key of more than 16 parts
+// is refused before the TOML decoder sees it (limits.go).
+//
+// containerd's quirks are kept where they decide which hosts are tried:
+// the first directory that exists is the only one read, an empty
+// capabilities list means every capability, and without a server key the
+// top level's capabilities and override_path do not apply to the default
+// server (each reported as a warning). Its proxy key is not supported.
 package hostsconf

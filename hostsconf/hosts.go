@@ -93,9 +93,10 @@ type Config struct {
 	Warnings []string
 }
 
-// maxFileSize bounds a hosts.toml: such a file is a few hundred bytes, and
-// a symlink to something endless must not be read to its end.
-const maxFileSize = 1 << 20
+// maxFileSize bounds a hosts.toml: such a file is a few hundred bytes, a
+// symlink to something endless must not be read to its end, and the TOML
+// decoder's cost is not linear (limits.go).
+const maxFileSize = 256 << 10
 
 // Lookup finds registry's configuration under dir (the certs.d root) as
 // containerd does: the first of dir/host_port_, dir/host:port (both only
@@ -147,17 +148,19 @@ func Parse(data []byte, dir, registry string) (Config, error) {
 	return parse(data, filepath.Join(abs, "hosts.toml"), abs, registry)
 }
 
-// checkRegistry refuses what is not a host[:port]: the name becomes a
-// directory name under the certs.d root, so a separator or ".." would read
-// a file elsewhere.
+// checkRegistry refuses what is not a host[:port] (a reference's domain:
+// a name, an IPv4 address or a bracketed IPv6 one): the name becomes a
+// directory name under the certs.d root, where a separator or ".." would
+// read a file elsewhere, and the default server's URL.
 func checkRegistry(registry string) error {
-	if registry == "" || registry == "." || registry == ".." {
-		return fmt.Errorf("hostsconf: registry %q: not a host name", registry)
+	bad := registry == "" || registry == "." || registry == ".."
+	for i := 0; i < len(registry) && !bad; i++ {
+		c := registry[i]
+		bad = !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte(".-_:[]", c) >= 0)
 	}
-	for _, r := range registry {
-		if r <= ' ' || r == 0x7f || r == '/' || r == '\\' {
-			return fmt.Errorf("hostsconf: registry %q: not a host name", registry)
-		}
+	if bad {
+		return fmt.Errorf("hostsconf: registry %q: not a host[:port]", registry)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package hostsconf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,12 +43,18 @@ func (p *parser) warnf(format string, args ...any) {
 // them (a Go map would lose it; the TOML decoder's key list keeps it), then
 // the server.
 func parse(data []byte, file, dir, registry string) (Config, error) {
+	if len(data) > maxFileSize {
+		return Config{}, fmt.Errorf("hostsconf: %s: larger than %d bytes", file, maxFileSize)
+	}
+	if err := checkLimits(data); err != nil {
+		return Config{}, fmt.Errorf("hostsconf: %s: %w", file, err)
+	}
 	var doc map[string]any
 	md, err := toml.Decode(string(data), &doc)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return Config{}, fmt.Errorf("hostsconf: %s: line %d: %s", file, pe.Position.Line, pe.Message)
+			return Config{}, fmt.Errorf("hostsconf: %s: line %d: %s", file, errorLine(data, pe), redactAll(pe.Message))
 		}
 		return Config{}, fmt.Errorf("hostsconf: %s: %w", file, err)
 	}
@@ -76,6 +83,16 @@ func parse(data []byte, file, dir, registry string) (Config, error) {
 	return Config{File: file, Hosts: append(hosts, server), Warnings: p.warnings}, nil
 }
 
+// errorLine is the line of a TOML syntax error. The decoder counts a
+// newline it stopped at as the start of the next line; the byte offset
+// says which line the newline ends.
+func errorLine(data []byte, pe toml.ParseError) int {
+	if s := pe.Position.Start; s >= 0 && s <= len(data) && pe.Position.Line > 0 {
+		return 1 + bytes.Count(data[:s], []byte("\n"))
+	}
+	return pe.Position.Line
+}
+
 // server is the top level's entry. Without a server key it is the default
 // server, and as in containerd only the TLS files, skip_verify, header and
 // dial_timeout apply to it: its path is "/v2" and it keeps every capability.
@@ -95,14 +112,14 @@ func (p *parser) server(doc map[string]any, registry string) (Host, error) {
 	if err != nil {
 		return Host{}, err
 	}
-	if _, ok := doc["capabilities"]; ok {
+	d := defaultServer(registry)
+	if h.Capabilities != d.Capabilities {
 		p.warnf("capabilities without server ignored (as in containerd): the default server %s keeps %s",
-			h.Host, AllCapabilities)
+			d.Host, d.Capabilities)
 	}
 	if h.OverridePath {
 		p.warnf("override_path without server ignored (as in containerd): the default server's path is /v2")
 	}
-	d := defaultServer(registry)
 	d.CAFiles, d.Clients, d.SkipVerify, d.Header, d.DialTimeout = h.CAFiles, h.Clients, h.SkipVerify, h.Header, h.DialTimeout
 	return d, nil
 }
@@ -228,6 +245,13 @@ func (p *parser) host(raw, label string, keyPath []string, t map[string]any, isD
 	}
 	return h, nil
 }
+
+// userInfo matches the user info of URLs within a message.
+var userInfo = regexp.MustCompile(`://[^/?#@\s'"]*@`)
+
+// redactAll hides the user info of every URL in a decoder's message (it
+// may quote a key that is one).
+func redactAll(msg string) string { return userInfo.ReplaceAllString(msg, "://REDACTED@") }
 
 var hasScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 

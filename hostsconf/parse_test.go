@@ -221,9 +221,14 @@ func TestParseDefaultServerIgnoresCapabilities(t *testing.T) {
 	if !reflect.DeepEqual(c.Hosts, want) {
 		t.Errorf("hosts:\n%swant:\n%s", dump(c.Hosts), dump(want))
 	}
-	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], "capabilities without server") ||
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0], "capabilities without server ignored (as in containerd): the default server registry-1.docker.io keeps pull|resolve|push") ||
 		!strings.Contains(c.Warnings[1], "override_path without server") {
 		t.Errorf("warnings %q", c.Warnings)
+	}
+	// Every capability: nothing ignored, nothing to warn of.
+	c, err = Parse([]byte("capabilities = [\"push\", \"pull\", \"resolve\"]\n"), testDir, "docker.io")
+	if err != nil || len(c.Warnings) != 0 {
+		t.Errorf("warnings %q, err %v", c.Warnings, err)
 	}
 	// A bad capability is still an error (containerd checks it too).
 	if _, err := Parse([]byte(`capabilities = ["fly"]`), testDir, "docker.io"); err == nil {
@@ -350,6 +355,7 @@ func TestParseErrors(t *testing.T) {
 		{"unterminated table", "server = \"https://u\"\n[host.\"x\"", []string{"line 2"}},
 		{"bad toml value", "server = https://u", []string{"line 1"}},
 		{"duplicate key", "ca = \"a\"\nca = \"b\"", []string{"line 2", "ca"}},
+		{"duplicate host with user info", "[host.\"https://u:s3cret@m\"]\n[host.\"https://u:s3cret@m\"]", []string{"line 2", "REDACTED@m"}},
 		{"invalid utf-8", "server = \"\xff\"", []string{"line 1"}},
 
 		{"server not a string", `server = 5`, []string{"server: want a URL string, got an integer"}},
@@ -431,7 +437,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseRegistry(t *testing.T) {
-	for _, r := range []string{"", ".", "..", "../etc", "a/b", `a\b`, "a b", "a\x00b", "a\nb"} {
+	for _, r := range []string{"", ".", "..", "../etc", "a/b", `a\b`, "a b", "a\x00b", "a\nb", "0#", "u@h", "h?x", "h%2f", "é.example"} {
 		if _, err := Parse(nil, testDir, r); err == nil {
 			t.Errorf("registry %q accepted", r)
 		}
