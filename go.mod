@@ -3,6 +3,7 @@ module github.com/osimagefs/osimagefs
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/anchore/go-lzo v0.1.0
 	github.com/distribution/distribution/v3 v3.1.2

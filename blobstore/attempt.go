@@ -52,12 +52,12 @@ func (s *Store) stallTimeout(ctx context.Context) time.Duration {
 	return min(limit, max(time.Until(dl)/3, minStallTimeout))
 }
 
-// fetch is one attempt: a GET of u with extra headers h, whose response
+// fetch is one attempt: a GET of u from e with extra headers h, whose response
 // goes to fn with a body to read instead of resp.Body. A watchdog abandons
 // the attempt with errStalled when nothing arrives for the stall timeout,
 // first while waiting for the response, then between body reads. A refusal
 // from storage the registry redirected to is an errRedirectRefused.
-func (s *Store) fetch(ctx context.Context, u string, h http.Header, fn func(resp *http.Response, body io.Reader) error) error {
+func (s *Store) fetch(ctx context.Context, e *endpoint, u string, h http.Header, fn func(resp *http.Response, body io.Reader) error) error {
 	idle := s.stallTimeout(ctx)
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -69,7 +69,7 @@ func (s *Store) fetch(ctx context.Context, u string, h http.Header, fn func(resp
 		}
 		return err
 	}
-	resp, err := s.get(actx, u, h)
+	resp, err := e.get(actx, u, h)
 	if err != nil {
 		return stalled(err)
 	}

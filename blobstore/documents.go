@@ -2,7 +2,6 @@ package blobstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +27,7 @@ var acceptManifests = strings.Join([]string{
 // refers to, and lays out the tree. A tag is resolved once: the tree names
 // the digest it pointed to, and reads use only digests from then on.
 func (s *Store) Resolve(ctx context.Context, platforms []image.Platform) (*image.Tree, error) {
-	raw, mt, dgst, err := s.manifest(ctx, s.ref.Identifier())
+	raw, mt, dgst, err := s.manifest(ctx, s.ref.Identifier(), false)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", s.ref, err)
 	}
@@ -41,7 +40,7 @@ func (s *Store) Resolve(ctx context.Context, platforms []image.Platform) (*image
 
 // Manifest implements image.Fetcher.
 func (s *Store) Manifest(ctx context.Context, d ocispec.Descriptor) ([]byte, string, error) {
-	raw, mt, _, err := s.manifest(ctx, d.Digest.String())
+	raw, mt, _, err := s.manifest(ctx, d.Digest.String(), false)
 	return raw, mt, err
 }
 
@@ -58,28 +57,38 @@ func (s *Store) BlobUpTo(ctx context.Context, d ocispec.Descriptor, limit int64)
 		return nil, fmt.Errorf("blob %s: %w: %d bytes is too large to fetch whole (the limit is %d)", d.Digest, ErrTooLarge, d.Size, limit)
 	}
 	var out []byte
-	err := s.retry(ctx, "fetch blob "+d.Digest.String(), func(ctx context.Context) error {
-		return s.fetch(ctx, s.blobURL(d.Digest), nil, func(resp *http.Response, body io.Reader) error {
+	what := "fetch blob " + d.Digest.String()
+	attempt := func(ctx context.Context, e *endpoint) error {
+		return s.fetch(ctx, e, e.url(s.repo.RepositoryStr(), "blobs", d.Digest.String()), nil, func(resp *http.Response, body io.Reader) error {
 			if err := checkStatus(resp, http.StatusOK); err != nil {
 				return err
 			}
 			var err error
 			out, err = readLimited(body, limit)
+			s.observeBytes(e, int64(len(out)))
 			return err
 		})
-	})
+	}
+	if ok, err := s.fromMirrors(ctx, false, what, attempt); ok || err != nil {
+		return out, err
+	}
+	err := s.retry(ctx, s.origin, what, func(ctx context.Context) error { return attempt(ctx, s.origin) })
 	return out, err
 }
 
 // manifest GETs /v2/<repo>/manifests/<identifier> and returns the body, its
 // Content-Type and its digest (checked against the identifier when that is
-// a digest).
-func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string, digest.Digest, error) {
+// a digest). A digest is asked of the mirrors that pull first, a tag of
+// those that resolve; the origin is asked last (origin only: asks only the
+// origin, for the referrers' fallback tag, which mirrors do not keep).
+func (s *Store) manifest(ctx context.Context, identifier string, originOnly bool) ([]byte, string, digest.Digest, error) {
 	var raw []byte
 	var mt string
-	url := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", s.scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), identifier)
-	err := s.retry(ctx, "fetch manifest "+identifier, func(ctx context.Context) error {
-		return s.fetch(ctx, url, http.Header{"Accept": {acceptManifests}}, func(resp *http.Response, body io.Reader) error {
+	_, perr := digest.Parse(identifier)
+	isTag := perr != nil
+	what := "fetch manifest " + identifier
+	attempt := func(ctx context.Context, e *endpoint) error {
+		return s.fetch(ctx, e, e.url(s.repo.RepositoryStr(), "manifests", identifier), http.Header{"Accept": {acceptManifests}}, func(resp *http.Response, body io.Reader) error {
 			if err := checkStatus(resp, http.StatusOK); err != nil {
 				return err
 			}
@@ -88,7 +97,14 @@ func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string
 			raw, err = readLimited(body, image.MaxDocumentSize)
 			return err
 		})
-	})
+	}
+	ok, err := false, error(nil)
+	if !originOnly {
+		ok, err = s.fromMirrors(ctx, isTag, what, attempt)
+	}
+	if !ok && err == nil {
+		err = s.retry(ctx, s.origin, what, func(ctx context.Context) error { return attempt(ctx, s.origin) })
+	}
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -97,29 +113,6 @@ func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string
 		dgst = want // image.Resolve verifies the bytes against it
 	}
 	return raw, mt, dgst, nil
-}
-
-func (s *Store) blobURL(d digest.Digest) string {
-	return fmt.Sprintf("%s://%s/v2/%s/blobs/%s", s.scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), d)
-}
-
-// get sends a GET with extra headers.
-func (s *Store) get(ctx context.Context, url string, h http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		if pe := (*PlainHTTPError)(nil); errors.As(err, &pe) {
-			return nil, pe // it names both URLs without their queries; the *url.Error would show a pre-signed query
-		}
-		return nil, classify(err)
-	}
-	return resp, nil
 }
 
 // readLimited reads all of r, failing if it holds more than limit bytes.

@@ -85,11 +85,11 @@ func (n *noRangeHosts) saw(host, answering string, now time.Time) (first bool) {
 // rangeIgnored remembers the host that answered resp, the whole blob for
 // a range GET, warns once per host, and returns the error.
 func (s *Store) rangeIgnored(resp *http.Response) error {
-	answering := s.repo.RegistryStr()
+	answering := s.origin.host
 	if resp.Request != nil && resp.Request.URL != nil {
 		answering = resp.Request.URL.Host // after redirects; never the URL, whose query may be a credential
 	}
-	if s.noRange.saw(s.repo.RegistryStr(), answering, time.Now()) {
+	if s.noRange.saw(s.origin.host, answering, time.Now()) {
 		s.log.Warn("registry ignores Range: reads past the start of a blob stream it from its first byte, one stream per blob at a time",
 			"host", answering, "remembered", rangeIgnoredFor)
 	}

@@ -38,9 +38,31 @@ type Options struct {
 	StallTimeout time.Duration
 	// UserAgent is sent with every request; "" means "osimagefs".
 	UserAgent string
+	// HostsDir is a directory in containerd's hosts.toml layout
+	// (/etc/containerd/certs.d): the mirrors to try before the registry,
+	// and the registry's own settings (hosts.go). "" means none.
+	HostsDir string
+	// WholeBlobs reads a blob that a mirror is still filling as a whole
+	// stream from that mirror (ReadParts fails with ErrRangeIgnored, and
+	// StreamBlob reads the mirror first), instead of reading its ranges
+	// from the next host: what osimagefs fetch wants, to leave the mirror
+	// warm (Distribution 3 stops filling when the client hangs up).
+	WholeBlobs bool
+	// Observer, if set, is told about each request to each host and the
+	// blob bytes each host sent (for metrics).
+	Observer HostObserver
 	// OnRetry, if set, is called before each retry with the registry's
 	// host and the error of the attempt that failed (for metrics).
 	OnRetry func(registry string, err error)
+}
+
+// HostObserver is told about the requests to each host (the origin
+// registry or a mirror; kind is "origin" or "mirror") and their outcome
+// ("ok", "error", "filling", "missing"), and about the blob bytes each
+// host sent. Hosts are host[:port]: never credentials.
+type HostObserver interface {
+	HostRequest(host, kind, outcome string)
+	HostBytes(host, kind string, n int64)
 }
 
 func (o Options) logger() *slog.Logger {

@@ -71,11 +71,6 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 	if off < 0 {
 		return fmt.Errorf("read %s at %d: negative offset", d, off)
 	}
-	if off > 0 {
-		if err := s.noRange.ignored(s.repo.RegistryStr(), time.Now()); err != nil {
-			return fmt.Errorf("read %s at %d: %w", d, off, err)
-		}
-	}
 	var total int64
 	for _, p := range parts {
 		total += int64(len(p))
@@ -86,62 +81,29 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 		}
 		return nil
 	}
-	next := 0                         // first part not done
-	nextOff := off                    // its offset
-	lens := make([]int64, len(parts)) // bytes filled in each part
-	what := fmt.Sprintf("read %s bytes=%d-%d", d, off, off+total-1)
+	rr := &rangeRead{d: d, parts: parts, lens: make([]int64, len(parts)), nextOff: off, done: done}
+	if finished, err := s.readFromMirrors(ctx, rr); finished {
+		return err
+	}
+	if rr.nextOff > 0 {
+		if err := s.noRange.ignored(s.origin.host, time.Now()); err != nil {
+			return fmt.Errorf("read %s at %d: %w", d, rr.nextOff, err)
+		}
+	}
+	what := fmt.Sprintf("read %s bytes=%d-%d", d, rr.nextOff, off+total-1)
 	attempts := 0
 	if ago, failed := s.failed.recent(d, off, int(total)); failed {
 		attempts = 1
 		ctx = context.WithValue(ctx, quickAttemptKey{}, true)
 		what += fmt.Sprintf(" (one quick attempt: a read of these bytes failed at its deadline %s ago)", ago.Round(time.Millisecond))
 	}
-	err = s.retryN(ctx, what, attempts, func(ctx context.Context) error {
-		if next == len(parts) {
-			return nil // all handed over before an error at the very end
-		}
-		var left int64
-		for _, p := range parts[next:] {
-			left += int64(len(p))
-		}
-		last := nextOff + left - 1
-		rng := fmt.Sprintf("bytes=%d-%d", nextOff, last)
-		return s.fetch(ctx, s.blobURL(d), http.Header{"Range": {rng}}, func(resp *http.Response, body io.Reader) error {
-			if resp.StatusCode == http.StatusOK && nextOff > 0 {
-				return s.rangeIgnored(resp)
-			}
-			body, avail, err := checkRangeAnswer(resp, body, nextOff, last, rng)
-			if err != nil {
-				return err
-			}
-			stream := resp.ContentLength >= 0
-			filled := next // parts[next:filled] are filled, not yet done
-			hand := func(upTo int) {
-				for ; next < upTo; next++ {
-					done(next)
-					nextOff += lens[next]
-				}
-			}
-			for filled < len(parts) && avail > 0 {
-				p := parts[filled][:min(int64(len(parts[filled])), avail)]
-				if _, err := io.ReadFull(body, p); err != nil {
-					return fmt.Errorf("read body of %s: %w", rng, unexpectedEOF(err))
-				}
-				avail -= int64(len(p))
-				lens[filled] = int64(len(p))
-				filled++
-				if stream {
-					hand(filled)
-				}
-			}
-			var one [1]byte
-			if n, _ := body.Read(one[:]); n > 0 {
-				return fmt.Errorf("%w: body of %s is longer than the range", ErrBadResponse, rng)
-			}
-			hand(filled)
-			return nil
-		})
+	err = s.retryN(ctx, s.origin, what, attempts, func(ctx context.Context) error {
+		handed := rr.handed
+		err := s.readAttempt(ctx, s.origin, rr, nil)
+		s.observeBytes(s.origin, rr.handed-handed)
+		return err
 	})
+	s.observeRequest(s.origin, err)
 	switch {
 	case err == nil:
 		s.failed.forget(d, off, int(total))
@@ -150,6 +112,94 @@ func (s *Store) ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, 
 	}
 	return err
 }
+
+// rangeRead is one ReadParts call: its parts, and how far they are done.
+// Its attempts, on one host or several, go on from the first part not done.
+type rangeRead struct {
+	d       digest.Digest
+	parts   [][]byte
+	lens    []int64 // bytes filled in each part
+	next    int     // first part not done
+	nextOff int64   // its offset in the blob
+	handed  int64   // bytes of the parts done
+	done    func(i int)
+}
+
+// readAttempt is one GET from e of the parts of rr not done yet. learned,
+// if set, is told the status and Content-Length as soon as the headers
+// are in.
+//
+// A whole-blob answer (200) past byte 0 is, from the origin, a server that
+// ignores Range (ErrRangeIgnored). From a mirror, from any byte, it is a
+// mirror filling the blob (errMirrorWhole), unless the blob is small
+// enough to read through.
+func (s *Store) readAttempt(ctx context.Context, e *endpoint, rr *rangeRead, learned func(status int, size int64)) error {
+	if rr.next == len(rr.parts) {
+		return nil // all handed over before an error at the very end
+	}
+	var left int64
+	for _, p := range rr.parts[rr.next:] {
+		left += int64(len(p))
+	}
+	first, last := rr.nextOff, rr.nextOff+left-1
+	rng := fmt.Sprintf("bytes=%d-%d", first, last)
+	return s.fetch(ctx, e, e.url(s.repo.RepositoryStr(), "blobs", rr.d.String()), http.Header{"Range": {rng}}, func(resp *http.Response, body io.Reader) error {
+		if learned != nil {
+			learned(resp.StatusCode, resp.ContentLength)
+		}
+		if resp.StatusCode == http.StatusOK && e.mirror && (resp.ContentLength < 0 || resp.ContentLength > smallWholeBlob) {
+			// Even from byte 0: the stream is the mirror's fetch from the
+			// origin, which costs the origin what is read of it.
+			return fmt.Errorf("%w (%s): %s", errMirrorWhole, e.host, rng)
+		}
+		if resp.StatusCode == http.StatusOK && first > 0 {
+			if !e.mirror {
+				return s.rangeIgnored(resp)
+			}
+			// A small blob: read through to the range.
+			if _, err := io.CopyN(io.Discard, body, first); err != nil {
+				return fmt.Errorf("read body of %s up to %s: %w", rr.d, rng, unexpectedEOF(err))
+			}
+			resp.ContentLength -= first
+			body, first = io.LimitReader(body, resp.ContentLength), 0
+		}
+		body, avail, err := checkRangeAnswer(resp, body, first, last-rr.nextOff+first, rng)
+		if err != nil {
+			return err
+		}
+		stream := resp.ContentLength >= 0
+		filled := rr.next // parts[next:filled] are filled, not yet done
+		hand := func(upTo int) {
+			for ; rr.next < upTo; rr.next++ {
+				rr.done(rr.next)
+				rr.nextOff += rr.lens[rr.next]
+				rr.handed += rr.lens[rr.next]
+			}
+		}
+		for filled < len(rr.parts) && avail > 0 {
+			p := rr.parts[filled][:min(int64(len(rr.parts[filled])), avail)]
+			if _, err := io.ReadFull(body, p); err != nil {
+				return fmt.Errorf("read body of %s: %w", rng, unexpectedEOF(err))
+			}
+			avail -= int64(len(p))
+			rr.lens[filled] = int64(len(p))
+			filled++
+			if stream {
+				hand(filled)
+			}
+		}
+		var one [1]byte
+		if n, _ := body.Read(one[:]); n > 0 {
+			return fmt.Errorf("%w: body of %s is longer than the range", ErrBadResponse, rng)
+		}
+		hand(filled)
+		return nil
+	})
+}
+
+// smallWholeBlob is the largest blob a mirror's whole-blob answer is read
+// through for a range: cheaper than a request to the next host.
+const smallWholeBlob = 1 << 20
 
 // checkRangeAnswer checks the status and headers of the answer to a GET
 // for bytes first..last and returns the body limited to the range, and how

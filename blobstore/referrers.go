@@ -57,7 +57,7 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 // referrersAPI asks the referrers API, following Link headers to further
 // pages. ok is false when the registry has no such API.
 func (s *Store) referrersAPI(ctx context.Context, subject digest.Digest, artifactType string) (descs []ocispec.Descriptor, ok bool, err error) {
-	u := fmt.Sprintf("%s://%s/v2/%s/referrers/%s", s.scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), subject)
+	u := s.origin.url(s.repo.RepositoryStr(), "referrers", subject.String())
 	if artifactType != "" {
 		u += "?" + url.Values{"artifactType": {artifactType}}.Encode()
 	}
@@ -68,8 +68,8 @@ func (s *Store) referrersAPI(ctx context.Context, subject digest.Digest, artifac
 		var raw []byte
 		var next string
 		api := true
-		err := s.retry(ctx, "GET referrers", func(ctx context.Context) error {
-			return s.fetch(ctx, u, http.Header{"Accept": {image.MediaTypeOCIIndex}}, func(resp *http.Response, body io.Reader) error {
+		err := s.retry(ctx, s.origin, "GET referrers", func(ctx context.Context) error {
+			return s.fetch(ctx, s.origin, u, http.Header{"Accept": {image.MediaTypeOCIIndex}}, func(resp *http.Response, body io.Reader) error {
 				switch resp.StatusCode {
 				case http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable:
 					api = false // no referrers API: the spec's signal to use the tag
@@ -112,7 +112,7 @@ func (s *Store) referrersAPI(ctx context.Context, subject digest.Digest, artifac
 // its manifests are the referrers. No such tag: none.
 func (s *Store) referrersTag(ctx context.Context, subject digest.Digest) ([]ocispec.Descriptor, error) {
 	tag := FallbackTag(subject)
-	raw, mt, _, err := s.manifest(ctx, tag)
+	raw, mt, _, err := s.manifest(ctx, tag, true)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}

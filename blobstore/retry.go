@@ -26,12 +26,12 @@ const maxUnauthorizedRetries = 2
 // after ctx's deadline, retry gives up at once instead of waiting for the
 // deadline. The returned error names what was being done and the attempts
 // made.
-func (s *Store) retry(ctx context.Context, what string, fn func(context.Context) error) error {
-	return s.retryN(ctx, what, 0, fn)
+func (s *Store) retry(ctx context.Context, e *endpoint, what string, fn func(context.Context) error) error {
+	return s.retryN(ctx, e, what, 0, fn)
 }
 
 // retryN is retry making at most maxAttempts attempts (0: no limit).
-func (s *Store) retryN(ctx context.Context, what string, maxAttempts int, fn func(context.Context) error) error {
+func (s *Store) retryN(ctx context.Context, e *endpoint, what string, maxAttempts int, fn func(context.Context) error) error {
 	deadline, hasDeadline := ctx.Deadline()
 	var err error
 	refusals, unauthorized := 0, 0
@@ -67,9 +67,9 @@ func (s *Store) retryN(ctx context.Context, what string, maxAttempts int, fn fun
 			return fmt.Errorf("%s: %w: the next attempt would start %s after it (after %d attempts: %w)",
 				what, context.DeadlineExceeded, (wait - time.Until(deadline)).Round(time.Millisecond), attempt, err)
 		}
-		s.log.Debug("retrying", "what", what, "attempt", attempt, "wait", wait, "err", err)
+		s.log.Debug("retrying", "host", e.host, "what", what, "attempt", attempt, "wait", wait, "err", err)
 		if s.opts.OnRetry != nil {
-			s.opts.OnRetry(s.repo.RegistryStr(), err)
+			s.opts.OnRetry(e.host, err)
 		}
 		t := time.NewTimer(wait)
 		select {

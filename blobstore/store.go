@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,27 +10,31 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// Store reads one repository of one registry. Create it with Open.
+// Store reads one repository of one registry, through the mirrors its
+// hosts configuration names (hosts.go). Create it with Open.
 type Store struct {
-	ref    name.Reference
-	repo   name.Repository
-	client *http.Client
-	log    *slog.Logger
-	opts   Options
-	failed failedRanges
-	// noRange remembers that the registry ignores Range.
+	ref     name.Reference
+	repo    name.Repository
+	log     *slog.Logger
+	opts    Options
+	failed  failedRanges
+	origin  *endpoint
+	mirrors []*endpoint // in the order they are tried
+	// noRange remembers that the origin ignores Range.
 	noRange noRangeHosts
 }
 
-// Open parses reference, finds credentials for its registry and
-// authenticates (the registry is contacted once, to learn how it wants to be
-// authenticated). It fails with ErrUnreachable or ErrUnauthorized wrapped in
-// a message naming the registry.
+// Open parses reference, reads the hosts configuration of its registry
+// (Options.HostsDir), finds credentials and authenticates to the registry
+// (it is contacted once, to learn how it wants to be authenticated). It
+// fails with ErrUnreachable or ErrUnauthorized wrapped in a message naming
+// the registry; with mirrors configured, a registry that cannot be reached
+// is only a warning (the mirrors may serve everything) and is tried again
+// when needed. Mirrors are contacted when first needed.
 func Open(ctx context.Context, reference string, opts Options) (*Store, error) {
 	var nopts []name.Option
 	if opts.PlainHTTP {
@@ -39,67 +44,32 @@ func Open(ctx context.Context, reference string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse reference %q: %w", reference, err)
 	}
-	repo := ref.Context()
-	kc := opts.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
+	s := &Store{ref: ref, repo: ref.Context(), log: opts.logger(), opts: opts}
+	if s.origin, s.mirrors, err = endpoints(s.repo, opts, s.log); err != nil {
+		return nil, err
 	}
-	auth, err := kc.Resolve(repo)
-	if err != nil {
-		return nil, fmt.Errorf("find credentials for %s: %w", repo.RegistryStr(), err)
-	}
-	base := opts.Transport
-	if base == nil {
-		base, err = defaultTransport(opts)
-		if err != nil {
+	if _, err := s.origin.httpClient(ctx); err != nil {
+		if len(s.mirrors) == 0 || errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
 			return nil, err
 		}
+		s.log.Warn("registry cannot be reached: reading from its mirrors", "host", s.origin.host, "err", err)
 	}
-	base = GuardPlainHTTP(base, opts.PlainHTTP)
-	ua := opts.UserAgent
-	if ua == "" {
-		ua = "osimagefs"
-	}
-	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, transport.NewUserAgent(base, ua), []string{repo.Scope(transport.PullScope)})
-	if err != nil {
-		return nil, fmt.Errorf("connect to registry %s: %w", repo.RegistryStr(), classify(err))
-	}
-	return &Store{
-		ref:    ref,
-		repo:   repo,
-		client: &http.Client{Transport: rt},
-		log:    opts.logger(),
-		opts:   opts,
-	}, nil
+	return s, nil
 }
 
 // Reference is the parsed reference the store was opened with.
 func (s *Store) Reference() name.Reference { return s.ref }
 
-// defaultTransport is http.DefaultTransport tuned for many parallel range
-// requests to one host, with the TLS settings of opts.
-func defaultTransport(opts Options) (http.RoundTripper, error) {
+// tunedTransport is http.DefaultTransport tuned for many parallel range
+// requests to one host, with TLS settings tc and a dial timeout.
+func tunedTransport(tc *tls.Config, dialTimeout time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
 	t.MaxIdleConns = 128
 	t.ResponseHeaderTimeout = 30 * time.Second
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	tc, err := TLSConfig(opts.Insecure, opts.CAFile)
-	if err != nil {
-		return nil, err
-	}
+	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSClientConfig = tc
-	return t, nil
-}
-
-// scheme is the scheme of the URLs the store builds: HTTPS unless plain
-// HTTP is allowed. go-containerregistry's Registry.Scheme answers "http"
-// for loopback and private addresses whatever the options say.
-func (s *Store) scheme() string {
-	if s.opts.PlainHTTP {
-		return "http"
-	}
-	return "https"
+	return t
 }
 
 // classify wraps err with the sentinel that describes it, if any.

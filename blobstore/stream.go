@@ -19,13 +19,37 @@ import (
 // connection: io.ErrUnexpectedEOF, ...), the GET is sent again while ctx
 // allows and fn is called again with a new body from byte 0: fn skips what
 // it has already used. StreamBlob is safe for concurrent use.
+//
+// The mirrors that pull are asked first (one attempt each), the origin
+// last.
 func (s *Store) StreamBlob(ctx context.Context, d digest.Digest, fn func(body io.Reader, size int64) error) error {
-	return s.retry(ctx, "stream "+d.String(), func(ctx context.Context) error {
-		return s.fetch(ctx, s.blobURL(d), nil, func(resp *http.Response, body io.Reader) error {
+	what := "stream " + d.String()
+	attempt := func(ctx context.Context, e *endpoint) error {
+		return s.fetch(ctx, e, e.url(s.repo.RepositoryStr(), "blobs", d.String()), nil, func(resp *http.Response, body io.Reader) error {
 			if err := checkStatus(resp, http.StatusOK); err != nil {
 				return err
 			}
-			return fn(body, resp.ContentLength)
+			cr := &countingReader{r: body}
+			defer func() { s.observeBytes(e, cr.n) }()
+			return fn(cr, resp.ContentLength)
 		})
-	})
+	}
+	if ok, err := s.fromMirrors(ctx, false, what, attempt); ok || err != nil {
+		return err
+	}
+	err := s.retry(ctx, s.origin, what, func(ctx context.Context) error { return attempt(ctx, s.origin) })
+	s.observeRequest(s.origin, err)
+	return err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -28,6 +28,8 @@ type Metrics struct {
 	fetchFailures  *prometheus.CounterVec
 	fetchDuration  *prometheus.HistogramVec
 	retries        *prometheus.CounterVec
+	hostRequests   *prometheus.CounterVec
+	hostBytes      *prometheus.CounterVec
 	cacheHits      [2]prometheus.Counter // by tier: memory, disk
 	cacheMisses    [2]prometheus.Counter
 	served         *prometheus.CounterVec
@@ -64,6 +66,8 @@ func New(disk DiskUsage) *Metrics {
 	m.fetchRequests = counter("fetch_requests_total", "Requests for layer bytes (range requests and whole-blob streams), each counted once however many attempts it took.", "registry", "role")
 	m.fetchFailures = counter("fetch_failures_total", "Requests for layer bytes that failed after their retries.", "registry", "role")
 	m.retries = counter("fetch_retries_total", "Attempts retried after a transient failure (any request to the registry).", "registry")
+	m.hostRequests = counter("host_requests_total", "Requests to each host (the origin registry, and each mirror), by outcome: ok, error, filling (a mirror answered a range with the whole blob: it is filling it, and the next host serves it meanwhile), missing (a mirror does not have it).", "host", "kind", "outcome")
+	m.hostBytes = counter("host_bytes_total", "Blob bytes each host (the origin registry, or a mirror) sent.", "host", "kind")
 	m.served = counter("served_bytes_total", "Bytes served to readers through FUSE (reads the kernel's page cache answers are not seen).", "role")
 	m.readRequests = counter("read_requests_total", "FUSE READ requests the daemon served (none come for files the kernel reads itself by passthrough).", "role")
 	m.passOpens = counter("passthrough_opens_total", "Opens of layers handed to the kernel, which reads them straight from the disk cache (FUSE passthrough).", "role")

@@ -5,15 +5,28 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/osimagefs/osimagefs/blobstore"
 	"github.com/osimagefs/osimagefs/fs"
 	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/lazy"
 )
 
 var (
-	_ lazy.Observer = (*Metrics)(nil)
-	_ fs.Observer   = (*Metrics)(nil)
+	_ lazy.Observer          = (*Metrics)(nil)
+	_ fs.Observer            = (*Metrics)(nil)
+	_ blobstore.HostObserver = (*Metrics)(nil)
 )
+
+// HostRequest counts a request to a registry host or mirror by outcome
+// (blobstore.HostObserver).
+func (m *Metrics) HostRequest(host, kind, outcome string) {
+	m.hostRequests.WithLabelValues(host, kind, outcome).Inc()
+}
+
+// HostBytes counts blob bytes a host sent (blobstore.HostObserver).
+func (m *Metrics) HostBytes(host, kind string, n int64) {
+	m.hostBytes.WithLabelValues(host, kind).Add(float64(n))
+}
 
 // Lookup counts a reader's chunk lookup in a cache tier (lazy.Observer).
 func (m *Metrics) Lookup(tier lazy.Tier, hit bool) {

@@ -127,7 +127,11 @@ func openBrowser(cmd *cobra.Command, g *globalFlags, f *browseFlags, refArg stri
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	src, err := openSource(rctx, ref, f.remote.storeOptions(log), log)
+	opts, err := f.remote.storeOptions(log)
+	if err != nil {
+		return fail(err)
+	}
+	src, err := openSource(rctx, ref, opts, log)
 	if err != nil {
 		return fail(err)
 	}

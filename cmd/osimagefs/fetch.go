@@ -138,7 +138,15 @@ func runFetch(ctx context.Context, cmd *cobra.Command, g *globalFlags, f *fetchF
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	src, err := openSource(rctx, ref, f.remote.storeOptions(log), log)
+	opts, err := f.remote.storeOptions(log)
+	if err != nil {
+		return err
+	}
+	// A blob a mirror is still filling is read from it whole, so that
+	// the mirror is left warm (Distribution 3 stops a fill whose client
+	// hangs up).
+	opts.WholeBlobs = true
+	src, err := openSource(rctx, ref, opts, log)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,11 @@ pieces mount checks with it.
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
-			src, err := openSource(ctx, ref, rf.storeOptions(log), log)
+			opts, err := rf.storeOptions(log)
+			if err != nil {
+				return err
+			}
+			src, err := openSource(ctx, ref, opts, log)
 			if err != nil {
 				return err
 			}

@@ -196,9 +196,13 @@ func runMount(ctx context.Context, g *globalFlags, f *mountFlags, refArg, dir st
 
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	opts, err := f.remote.storeOptions(log)
+	if err != nil {
+		return err
+	}
 	// One referrers listing per manifest (source.Open), shared by the
 	// chunk tables and the boot profile (--prefetch auto).
-	src, err := openSource(rctx, ref, storeOptionsObserved(f.remote.storeOptions(log), obs), log)
+	src, err := openSource(rctx, ref, storeOptionsObserved(opts, obs), log)
 	if err != nil {
 		return err
 	}

@@ -77,9 +77,11 @@ func statusOf(ref, dir, metricsAddr string, tree *image.Tree, m *metrics.Metrics
 	}
 }
 
-// storeOptionsObserved are opts with retries counted in m.
+// storeOptionsObserved are opts with retries and each host's requests
+// and bytes counted in m.
 func storeOptionsObserved(opts blobstore.Options, m *metrics.Metrics) blobstore.Options {
 	opts.OnRetry = m.Retried
+	opts.Observer = m
 	return opts
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,8 +45,9 @@ type Counter struct {
 type digestStats struct {
 	requests atomic.Int64
 	bytes    atomic.Int64
-	mu       sync.Mutex // guards ranges
+	mu       sync.Mutex // guards ranges and agents
 	ranges   []string
+	agents   map[string]*atomic.Int64 // bytes by the client's product (User-Agent up to "/")
 }
 
 // NewCountingProxy starts a counting proxy on 127.0.0.1:<free port>
@@ -118,8 +120,20 @@ func (c *Counter) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *htt
 	st.requests.Add(1)
 	st.mu.Lock()
 	st.ranges = append(st.ranges, r.Header.Get("Range"))
+	product := r.UserAgent()
+	if i := strings.IndexAny(product, "/ "); i >= 0 {
+		product = product[:i]
+	}
+	if st.agents == nil {
+		st.agents = map[string]*atomic.Int64{}
+	}
+	agent := st.agents[product]
+	if agent == nil {
+		agent = &atomic.Int64{}
+		st.agents[product] = agent
+	}
 	st.mu.Unlock()
-	rp.ServeHTTP(&countingWriter{ResponseWriter: w, total: &c.blobBytes, digest: &st.bytes}, r)
+	rp.ServeHTTP(&countingWriter{ResponseWriter: w, total: &c.blobBytes, digest: &st.bytes, agent: agent}, r)
 }
 
 func (c *Counter) stats(dgst string) *digestStats {
@@ -169,6 +183,37 @@ func (c *Counter) RequestsFor(digest string) int64 {
 	return 0
 }
 
+// BytesForAgent is the body bytes written for blob digest to clients
+// whose User-Agent starts with product, up to a "/" or a space
+// (osimagefs's starts "osimagefs "; a mirror's is another).
+func (c *Counter) BytesForAgent(digest, product string) int64 {
+	st := c.lookup(digest)
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if a := st.agents[product]; a != nil {
+		return a.Load()
+	}
+	return 0
+}
+
+// Agents are the client products that fetched blob digest.
+func (c *Counter) Agents(digest string) []string {
+	st := c.lookup(digest)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []string
+	for a := range st.agents {
+		out = append(out, a)
+	}
+	return out
+}
+
 // Ranges returns the Range header of each request for blob digest, in
 // arrival order; "" stands for a request without a Range header (a
 // whole-blob fetch).
@@ -193,6 +238,7 @@ func (c *Counter) Reset() {
 		st.bytes.Store(0)
 		st.mu.Lock()
 		st.ranges = nil
+		st.agents = nil
 		st.mu.Unlock()
 	}
 	c.requests.Store(0)
@@ -216,12 +262,14 @@ type countingWriter struct {
 	http.ResponseWriter
 	total  *atomic.Int64
 	digest *atomic.Int64
+	agent  *atomic.Int64
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.total.Add(int64(n))
 	w.digest.Add(int64(n))
+	w.agent.Add(int64(n))
 	return n, err
 }
 

@@ -133,10 +133,22 @@ func (x *Toxi) AddSlicer() {
 // toxiproxy's attributes for that type. Toxics of the same type stack.
 // The connections open at the time are closed (see Toxi).
 func (x *Toxi) AddToxic(typ string, toxicity float32, attributes map[string]any) error {
+	return x.addToxic("downstream", typ, toxicity, attributes)
+}
+
+// AddRequestLatency delays all data sent to the upstream (requests) by ms
+// milliseconds; with AddLatency it makes a link slow both ways.
+func (x *Toxi) AddRequestLatency(ms int) {
+	x.helper()
+	x.must(x.addToxic("upstream", "latency", 1, map[string]any{"latency": ms}))
+}
+
+// addToxic adds a toxic on stream ("downstream" or "upstream").
+func (x *Toxi) addToxic(stream, typ string, toxicity float32, attributes map[string]any) error {
 	body, err := json.Marshal(map[string]any{
 		"name":       fmt.Sprintf("%s_%d", typ, x.seq.Add(1)),
 		"type":       typ,
-		"stream":     "downstream",
+		"stream":     stream,
 		"toxicity":   toxicity,
 		"attributes": attributes,
 	})

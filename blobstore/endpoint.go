@@ -1,0 +1,123 @@
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// endpoint is one host the Store sends requests to: the origin registry,
+// or a mirror from the hosts configuration. Its HTTP client carries its
+// own TLS settings and credentials, so nothing of one host's is ever sent
+// to another.
+type endpoint struct {
+	host     string      // host[:port], in logs, errors and metrics
+	mirror   bool        // a mirror, not the origin
+	root     string      // scheme://host + API root ("/v2"), no trailing slash
+	query    string      // added to every URL of a mirror ("ns=<registry>")
+	header   http.Header // sent with every request (hosts.toml header)
+	pull     bool        // blobs, and manifests by digest, may be fetched here
+	resolve  bool        // tags may be resolved here
+	insecure bool        // plain HTTP (an http:// URL, or --plain-http for the origin)
+
+	// connect builds the authenticated client (it may contact the host, to
+	// learn how it wants to be authenticated).
+	connect func(ctx context.Context) (*http.Client, error)
+
+	mu         sync.Mutex // guards the fields below
+	client     *http.Client
+	connectErr error     // why the last connect failed
+	retryAt    time.Time // no new connect before then
+
+	health health      // mirrors: whether it answers at all
+	blobs  mirrorBlobs // mirrors: what it does with each blob
+}
+
+// connectBackoff is how long a failed connect is remembered before the
+// next request tries again.
+const connectBackoff = 2 * time.Second
+
+// httpClient is the endpoint's client, connecting on first use. A failed
+// connect is remembered for connectBackoff, so that requests in that time
+// fail at once (and go to the next host).
+func (e *endpoint) httpClient(ctx context.Context) (*http.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client != nil {
+		return e.client, nil
+	}
+	if e.connectErr != nil && time.Now().Before(e.retryAt) {
+		return nil, e.connectErr
+	}
+	c, err := e.connect(ctx)
+	if err != nil {
+		e.connectErr = fmt.Errorf("connect to %s: %w", e.host, classify(err))
+		e.retryAt = time.Now().Add(connectBackoff)
+		return nil, e.connectErr
+	}
+	e.client, e.connectErr = c, nil
+	return c, nil
+}
+
+// url is the URL of kind ("blobs", "manifests", "referrers") id of
+// repository repo on this host, with the mirror's query.
+func (e *endpoint) url(repo, kind, id string) string {
+	u := e.root + "/" + repo + "/" + kind + "/" + id
+	if e.query != "" {
+		u += "?" + e.query
+	}
+	return u
+}
+
+// withQuery adds the endpoint's query to u, which may have one already.
+func (e *endpoint) withQuery(u string, extra url.Values) string {
+	q := extra.Encode()
+	switch {
+	case e.query != "" && q != "":
+		q = e.query + "&" + q
+	case e.query != "":
+		q = e.query
+	}
+	if q == "" {
+		return u
+	}
+	return u + "?" + q
+}
+
+// get sends a GET with extra headers through the endpoint's client.
+func (e *endpoint) get(ctx context.Context, u string, h http.Header) (*http.Response, error) {
+	client, err := e.httpClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range e.header {
+		req.Header[k] = v
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if pe := (*PlainHTTPError)(nil); errors.As(err, &pe) {
+			return nil, pe // it names both URLs without their queries; the *url.Error would show a pre-signed query
+		}
+		return nil, classify(err)
+	}
+	return resp, nil
+}
+
+// kind is "mirror" or "origin", the metrics' label.
+func (e *endpoint) kind() string {
+	if e.mirror {
+		return "mirror"
+	}
+	return "origin"
+}
