@@ -133,9 +133,10 @@ func (f *Fetcher) hashFirst(d digest.Digest, size int64) error {
 		f.bad.Store(d, err)
 		f.cache.RemoveBlob(d)
 		f.opts.Observer.VerifyFailed(d)
-		if f.opts.OnCorrupt != nil {
-			f.opts.OnCorrupt(d)
-		}
+		// No OnCorrupt: nothing of the blob was served, so no copy of it
+		// is held elsewhere; and a reader waits for this pass from inside
+		// a FUSE read, whose pages dropping the kernel's cache would wait
+		// for in turn.
 		f.log.Error("blob failed its check before any of it was served; its reads fail", "digest", d, "host", f.opts.Host, "err", err)
 		return err
 	}
