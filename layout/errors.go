@@ -17,6 +17,9 @@ var (
 	// ErrAmbiguous: a reference without TAG or DIGEST, to a layout that
 	// holds several images and none tagged latest.
 	ErrAmbiguous = errors.New("ambiguous reference")
+	// ErrBadReference: a reference that is not DIR, DIR:TAG or
+	// DIR@DIGEST (an empty one, an empty TAG, a DIGEST that is not one).
+	ErrBadReference = errors.New("bad layout reference")
 	// ErrTooLarge: a document is larger than osimagefs accepts.
 	ErrTooLarge = errors.New("document too large")
 )

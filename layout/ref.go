@@ -1,8 +1,6 @@
 package layout
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"strings"
 
@@ -37,7 +35,7 @@ func (r Ref) String() string {
 // that a split at the last ':' (as skopeo makes it) would give.
 func ParseRef(s string) (Ref, error) {
 	if s == "" {
-		return Ref{}, errors.New("no layout directory: write oci:DIR, oci:DIR:TAG or oci:DIR@sha256:...")
+		return Ref{}, errorf(ErrBadReference, "no layout directory: write oci:DIR, oci:DIR:TAG or oci:DIR@sha256:...")
 	}
 	for end := len(s); end > 0; end = strings.LastIndexAny(s[:end], ":@") {
 		dir, rest := s[:end], s[end:]
@@ -50,12 +48,12 @@ func ParseRef(s string) (Ref, error) {
 		case rest[0] == '@':
 			d, err := digest.Parse(rest[1:])
 			if err != nil {
-				return Ref{}, fmt.Errorf("%q after the layout directory %s is not a digest: %w", rest[1:], dir, err)
+				return Ref{}, errorf(ErrBadReference, "%q after the layout directory %s is not a digest: %w", rest[1:], dir, err)
 			}
 			r.Digest = d
 		default:
 			if r.Tag = rest[1:]; r.Tag == "" {
-				return Ref{}, fmt.Errorf("an empty tag after the layout directory %s (the ':' at the end)", dir)
+				return Ref{}, errorf(ErrBadReference, "an empty tag after the layout directory %s (the ':' at the end)", dir)
 			}
 		}
 		return r, nil

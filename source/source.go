@@ -141,10 +141,10 @@ func IsNotFound(err error) bool {
 }
 
 // IsBadInput reports whether err is about what the user gave: a CA file
-// that cannot be used, a directory that is not a valid layout, a
-// reference that names no single image of one.
+// that cannot be used, a directory that is not a valid layout, a layout
+// reference that is malformed or names no single image of one.
 func IsBadInput(err error) bool {
-	return errors.Is(err, blobstore.ErrCAFile) || errors.Is(err, layout.ErrInvalid) || errors.Is(err, layout.ErrAmbiguous)
+	return errors.Is(err, blobstore.ErrCAFile) || errors.Is(err, layout.ErrInvalid) || errors.Is(err, layout.ErrAmbiguous) || errors.Is(err, layout.ErrBadReference)
 }
 
 // registry is a registry's Store, with its referrers listings shared.

@@ -84,6 +84,7 @@ func TestOCILayout(t *testing.T) {
 			{"oci:" + dir + "@" + digest.FromString("none").String(), 3, "holds no manifest or index"},
 			{"oci:" + filepath.Join(t.TempDir(), "missing") + ":1.0", 3, "no layout directory"},
 			{"oci:" + notLayout, 2, notLayout + ": no oci-layout file"},
+			{"oci:" + dir + "@sha256:nothex", 2, "is not a digest"},
 		} {
 			_, errOut, code := runCLI(t, time.Minute, "inspect", tc.ref)
 			if code != tc.code || !strings.Contains(errOut, tc.say) || strings.Contains(errOut, "panic") {
