@@ -133,6 +133,19 @@ func Open(ctx context.Context, ref string, opts Options) (Source, error) {
 	return r.Open(ctx, opts)
 }
 
+// ErrReadOnly: a reference to a source that osimagefs only reads (an OCI
+// image layout) given to a command that writes.
+var ErrReadOnly = errors.New("an OCI image layout is read only")
+
+// Writable checks that ref names a source osimagefs can write to: a
+// registry. An oci: reference is refused with ErrReadOnly.
+func Writable(ref string) error {
+	if strings.HasPrefix(ref, LayoutPrefix) {
+		return fmt.Errorf("%s: %w: push, index and profile push write to registries (push to one, then copy the image with its referrers into the layout: oras copy -r --to-oci-layout)", ref, ErrReadOnly)
+	}
+	return nil
+}
+
 // IsNotFound reports whether err says that what a reference names is not
 // there: no such repository, tag, manifest or blob in a registry; no such
 // directory, tag, manifest or blob in a layout.
@@ -142,9 +155,10 @@ func IsNotFound(err error) bool {
 
 // IsBadInput reports whether err is about what the user gave: a CA file
 // that cannot be used, a directory that is not a valid layout, a layout
-// reference that is malformed or names no single image of one.
+// reference that is malformed or names no single image of one, a layout
+// given to a command that writes.
 func IsBadInput(err error) bool {
-	return errors.Is(err, blobstore.ErrCAFile) || errors.Is(err, layout.ErrInvalid) || errors.Is(err, layout.ErrAmbiguous) || errors.Is(err, layout.ErrBadReference)
+	return errors.Is(err, blobstore.ErrCAFile) || errors.Is(err, layout.ErrInvalid) || errors.Is(err, layout.ErrAmbiguous) || errors.Is(err, layout.ErrBadReference) || errors.Is(err, ErrReadOnly)
 }
 
 // registry is a registry's Store, with its referrers listings shared.

@@ -203,6 +203,12 @@ func TestParseAndClassify(t *testing.T) {
 	if !IsBadInput(err) || IsNotFound(err) || !errors.Is(err, layout.ErrInvalid) || !strings.Contains(err.Error(), "oci:"+dir) {
 		t.Fatalf("an empty directory: %v, want bad input naming the reference", err)
 	}
+	if err := Writable("oci:" + dir); !errors.Is(err, ErrReadOnly) || !IsBadInput(err) {
+		t.Fatalf("Writable(oci:...): %v, want ErrReadOnly", err)
+	}
+	if err := Writable("registry.example.com/os/x:1"); err != nil {
+		t.Fatalf("Writable(registry): %v", err)
+	}
 	if !IsNotFound(blobstore.ErrNotFound) || !IsBadInput(layout.ErrAmbiguous) || IsBadInput(blobstore.ErrNotFound) {
 		t.Fatal("classification")
 	}

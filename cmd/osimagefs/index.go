@@ -10,6 +10,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/image"
 	"github.com/osimagefs/osimagefs/publish"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 func newIndexCmd(g *globalFlags) *cobra.Command {
@@ -50,6 +51,9 @@ bytes streamed) or why it was skipped.`,
   osimagefs index --force registry.example.com/os/ironcore@sha256:...`,
 		Args: exactArgs(1, "REFERENCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := source.Writable(args[0]); err != nil {
+				return err
+			}
 			return runIndex(cmd, g, &rf, args[0], force, quiet)
 		},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/osimagefs/osimagefs/profile"
 	"github.com/osimagefs/osimagefs/publish"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 func newProfileCmd(g *globalFlags) *cobra.Command {
@@ -60,6 +61,9 @@ the referrer.`,
   osimagefs profile push --plain-http --platform linux/amd64 localhost:5000/os/demo:1.0 boot.json`,
 		Args: exactArgs(2, "REFERENCE and FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := source.Writable(args[0]); err != nil {
+				return err
+			}
 			return runProfilePush(cmd, g, &rf, args[0], args[1])
 		},
 	}

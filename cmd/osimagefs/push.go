@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/osimagefs/osimagefs/publish"
+	"github.com/osimagefs/osimagefs/source"
 )
 
 // pushFlags are the flags of the push command.
@@ -92,6 +93,9 @@ $DOCKER_CONFIG, credential helpers), as for docker push.`,
   osimagefs push --format ironcore localhost:5000/os/ironcore:1 --arch amd64 --variant metal --disk disk.raw`,
 		Args: exactArgs(1, "REFERENCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := source.Writable(args[0]); err != nil {
+				return err
+			}
 			return runPush(cmd, g, f, args[0])
 		},
 	}

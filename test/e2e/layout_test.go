@@ -91,6 +91,11 @@ func TestOCILayout(t *testing.T) {
 				t.Errorf("inspect %s: status %d, want %d saying %q:\n%s", tc.ref, code, tc.code, tc.say, errOut)
 			}
 		}
+		for _, args := range [][]string{{"index", ociRef}, {"profile", "push", ociRef, "boot.json"}} {
+			if _, errOut, code := runCLI(t, time.Minute, args...); code != 2 || !strings.Contains(errOut, "read only") {
+				t.Errorf("%v: status %d, want 2: a layout is read only\n%s", args, code, errOut)
+			}
+		}
 		if out, errOut, code := runCLI(t, time.Minute, "inspect", "oci:"+dir+"@"+img.digest); code != 0 || !strings.Contains(out, img.digest) {
 			t.Errorf("inspect by digest: status %d\n%s%s", code, out, errOut)
 		}
