@@ -49,7 +49,7 @@ func exitCode(err error) int {
 		return re.code
 	case errors.As(err, &ie):
 		return exitInterrupted + int(ie.sig)
-	case errors.As(err, &ue), errors.Is(err, blobstore.ErrCAFile):
+	case errors.As(err, &ue), errors.Is(err, blobstore.ErrCAFile), errors.Is(err, blobstore.ErrHostsConfig):
 		return exitUsage
 	case errors.As(err, &me), errors.Is(err, osfs.ErrMountpoint):
 		return exitBadMountpoint
