@@ -23,6 +23,15 @@
 // go-containerregistry's own fall-back included, unless Options.PlainHTTP
 // (plainhttp.go).
 //
+// A registry's hosts configuration (containerd's hosts.toml, read by
+// hostsconf) adds mirrors: each host an endpoint with its own client, TLS
+// settings and credentials (endpoint.go, hosts.go). Blob ranges, whole
+// blobs and manifests by digest go to the mirrors that pull, tags to those
+// that resolve, one attempt each, then to the origin with its retries
+// (mirrorread.go). What each mirror does with each blob (serves ranges,
+// is filling it, does not have it) and whether it answers at all is
+// remembered in mirrors.go.
+//
 // Referrers is the one lookup of artifacts attached to a manifest (chunk
 // tables, and whatever comes next): the OCI 1.1 referrers API, else its
 // tag-schema fallback (referrers.go).

@@ -21,6 +21,10 @@ var (
 	// ErrTooLarge: a document is larger than osimagefs accepts. Retrying
 	// cannot help.
 	ErrTooLarge = errors.New("document too large")
+	// ErrHostsConfig: the hosts configuration (Options.HostsDir) cannot be
+	// used: a hosts.toml that does not parse, a bad value, a CA or client
+	// certificate file that cannot be read.
+	ErrHostsConfig = errors.New("bad hosts configuration")
 )
 
 // StatusError is an HTTP status the registry answered with.

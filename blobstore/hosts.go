@@ -30,7 +30,7 @@ func endpoints(repo name.Repository, opts Options, log *slog.Logger) (*endpoint,
 	}
 	cfg, err := hostsconf.Lookup(opts.HostsDir, registry)
 	if err != nil {
-		return nil, nil, fmt.Errorf("hosts configuration of %s: %w", registry, err)
+		return nil, nil, fmt.Errorf("%w of %s: %w", ErrHostsConfig, registry, err)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("hosts configuration: ignored", "file", cfg.File, "what", w)
@@ -44,7 +44,7 @@ func endpoints(repo name.Repository, opts Options, log *slog.Logger) (*endpoint,
 	for _, h := range cfg.Hosts {
 		e, err := newEndpoint(h, repo, registry, opts)
 		if err != nil {
-			return nil, nil, fmt.Errorf("hosts configuration %s: host %s: %w", cfg.File, h.URL(), err)
+			return nil, nil, fmt.Errorf("%w %s: host %s: %w", ErrHostsConfig, cfg.File, h.URL(), err)
 		}
 		if h.Mirror {
 			mirrors = append(mirrors, e)

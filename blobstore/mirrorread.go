@@ -27,7 +27,7 @@ func (s *Store) readFromMirrors(ctx context.Context, rr *rangeRead) (finished bo
 		if !m.health.admit() {
 			continue
 		}
-		ok, probe := m.blobs.admit(ctx, rr.d)
+		ok, probe := m.blobs.admit(ctx, rr.d, m.health.usable)
 		if !ok {
 			m.health.release()
 			if ctx.Err() != nil {

@@ -59,9 +59,14 @@ type mirrorBlobs struct {
 // admit says whether a request for blob d goes to the mirror now. When it
 // does and probe is true, the request is the one that learns the mode: the
 // caller calls learned with its status, or endProbe when it got none. A
-// request for a blob whose mode is unknown waits for the probe in flight.
-func (mb *mirrorBlobs) admit(ctx context.Context, d digest.Digest) (ok, probe bool) {
-	for {
+// request for a blob whose mode is unknown waits for the probe in flight,
+// and goes elsewhere if the mirror is no longer usable then (a probe that
+// failed leaves the mirror to its health).
+func (mb *mirrorBlobs) admit(ctx context.Context, d digest.Digest, usable func() bool) (ok, probe bool) {
+	for waited := false; ; waited = true {
+		if waited && !usable() {
+			return false, false
+		}
 		mb.mu.Lock()
 		if mb.m == nil {
 			mb.m = map[digest.Digest]*mirrorBlob{}
@@ -176,6 +181,14 @@ func (h *health) admit() bool {
 	}
 	h.trial = true
 	return true
+}
+
+// usable reports whether a request could go to the mirror now (admit
+// without taking the trial).
+func (h *health) usable() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.backoff == 0 || (!h.trial && !time.Now().Before(h.downUntil))
 }
 
 // up records an answer; it reports whether the mirror was down.

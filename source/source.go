@@ -154,11 +154,16 @@ func IsNotFound(err error) bool {
 }
 
 // IsBadInput reports whether err is about what the user gave: a CA file
-// that cannot be used, a directory that is not a valid layout, a layout
-// reference that is malformed or names no single image of one, a layout
-// given to a command that writes.
+// or a hosts configuration that cannot be used, a directory that is not a
+// valid layout, a layout reference that is malformed or names no single
+// image of one, a layout given to a command that writes.
 func IsBadInput(err error) bool {
-	return errors.Is(err, blobstore.ErrCAFile) || errors.Is(err, layout.ErrInvalid) || errors.Is(err, layout.ErrAmbiguous) || errors.Is(err, layout.ErrBadReference) || errors.Is(err, ErrReadOnly)
+	for _, kind := range []error{blobstore.ErrCAFile, blobstore.ErrHostsConfig, layout.ErrInvalid, layout.ErrAmbiguous, layout.ErrBadReference, ErrReadOnly} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 // registry is a registry's Store, with its referrers listings shared.

@@ -51,8 +51,9 @@ func exitCode(err error) int {
 	case errors.As(err, &ie):
 		return exitInterrupted + int(ie.sig)
 	case errors.As(err, &ue), source.IsBadInput(err):
-		// A CA file that cannot be used, a directory that is not an OCI
-		// layout, a reference to a layout that names no single image.
+		// A CA file or hosts configuration that cannot be used, a
+		// directory that is not an OCI layout, a reference to a layout
+		// that names no single image.
 		return exitUsage
 	case errors.As(err, &me), errors.Is(err, osfs.ErrMountpoint):
 		return exitBadMountpoint

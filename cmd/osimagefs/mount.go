@@ -61,6 +61,10 @@ tables (osimagefs push writes them; osimagefs index adds them to an image
 pushed by another tool), else the blob is checked against its digest once
 complete in the disk cache. Bytes that fail are fetched once more, then
 the read fails with EIO.
+Mirrors and pull-through caches named in containerd's registry host
+configuration (--hosts-dir, /etc/containerd/certs.d when it exists) are
+read before the registry, by digest; a mirror that fails, or is still
+filling a blob, is passed over for the next host, and the registry last.
 Sequential readers get read-ahead (up to --read-ahead); the boot files (kernel,
 initramfs, cmdline) are prefetched right after mounting (--prefetch), or,
 where the image has a boot profile (osimagefs profile), the ranges a boot

@@ -295,10 +295,18 @@ func TestFleetMirrorStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.counter.Reset()
+	// The mirror is killed while the read (and its read-ahead) is on the wire.
+	read := make(chan error, 1)
+	start := h.hostBytes(t, f.mirror.Host(), "mirror")
+	go func() { read <- readCompare(path, data, 8<<20, 40<<20) }()
+	for h.hostBytes(t, f.mirror.Host(), "mirror") < start+(2<<20) {
+		time.Sleep(2 * time.Millisecond)
+	}
 	f.mirror.Stop()
-	if err := readCompare(path, data, 8<<20, 40<<20); err != nil {
+	if err := <-read; err != nil {
 		t.Fatalf("a read failed with the mirror stopped: %v", err)
 	}
+	t.Logf("FLEET mirror stopped after it had sent %s of the read", mib(int64(h.hostBytes(t, f.mirror.Host(), "mirror")-start)))
 	fromOrigin := f.counter.BytesFor(disk)
 	if fromOrigin == 0 {
 		t.Fatalf("the origin sent nothing while the mirror was stopped")
