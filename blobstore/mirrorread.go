@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Reads try the mirrors first, in the configured order, one attempt each,
@@ -41,6 +43,9 @@ func (s *Store) readFromMirrors(ctx context.Context, rr *rangeRead) (finished bo
 			m.blobs.endProbe(rr.d)
 		}
 		s.observeBytes(m, rr.handed-handed)
+		if rr.handed > handed {
+			s.served.Store(rr.d, m)
+		}
 		switch {
 		case err == nil:
 			s.mirrorAnswered(m, nil)
@@ -58,6 +63,22 @@ func (s *Store) readFromMirrors(ctx context.Context, rr *rangeRead) (finished bo
 		}
 	}
 	return false, nil
+}
+
+// Distrust is told that bytes of blob d failed a check (lazy): the mirror
+// that last sent bytes of d is passed over for d for distrustFor, and the
+// next fetch goes to the next host. It reports whether a mirror was passed
+// over (false: the origin sent them, and nothing else can be asked).
+func (s *Store) Distrust(d digest.Digest) bool {
+	v, ok := s.served.LoadAndDelete(d)
+	if !ok {
+		return false
+	}
+	m := v.(*endpoint)
+	m.blobs.distrust(d)
+	s.log.Warn("bytes from a mirror failed their check: the blob is read from the next host", "host", m.host, "digest", d, "for", distrustFor)
+	s.observeOutcome(m, outcomeCorrupt)
+	return true
 }
 
 // fromMirrors runs attempt once on each mirror with the capability (pull,
@@ -123,6 +144,7 @@ const (
 	outcomeError   = "error"
 	outcomeFilling = "filling" // a mirror answered a range with the whole blob
 	outcomeMissing = "missing" // a mirror does not have it (404, or refused)
+	outcomeCorrupt = "corrupt" // bytes a mirror sent failed their check
 )
 
 func (s *Store) observeRequest(e *endpoint, err error) {

@@ -37,6 +37,7 @@ const (
 	fillingFirst = 2 * time.Second
 	fillingMax   = time.Minute
 	missingFor   = time.Minute
+	distrustFor  = 10 * time.Minute // sent bytes that failed their check
 )
 
 // mirrorBlob is one blob's mode at one mirror.
@@ -138,6 +139,22 @@ func (mb *mirrorBlobs) learned(d digest.Digest, status int, size int64) {
 		close(b.probe)
 		b.probe = nil
 	}
+}
+
+// distrust passes the mirror over for blob d for distrustFor: bytes of it
+// it sent failed their check.
+func (mb *mirrorBlobs) distrust(d digest.Digest) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.m == nil {
+		mb.m = map[digest.Digest]*mirrorBlob{}
+	}
+	b := mb.m[d]
+	if b == nil {
+		b = &mirrorBlob{}
+		mb.m[d] = b
+	}
+	b.mode, b.until = modeMissing, time.Now().Add(distrustFor)
 }
 
 // endProbe releases the requests waiting for the probe of blob d when it

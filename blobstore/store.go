@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -24,6 +25,7 @@ type Store struct {
 	failed  failedRanges
 	origin  *endpoint
 	mirrors []*endpoint // in the order they are tried
+	served  sync.Map    // digest.Digest -> *endpoint: the mirror that last sent bytes of it
 	// noRange remembers that the origin ignores Range.
 	noRange noRangeHosts
 }

@@ -19,7 +19,8 @@ var ErrCorruptBlob = errors.New("blob content does not match its digest")
 // once even if several fills complete it together, if Integrity checks it
 // whole. On a mismatch the cached chunks are dropped (by the disk cache,
 // from memory and, through OnCorrupt, from the kernel's page cache) and
-// every later read of the blob fails. A blob checked by pieces is first
+// every later read of the blob fails, unless the source can fetch it
+// elsewhere (a mirror sent it): then it is fetched again when read. A blob checked by pieces is first
 // checked chunk by chunk: a chunk damaged on disk is removed (and fetched
 // again when read), and only a blob whose every piece matches its table
 // but not its digest (a table that lies) fails.
@@ -47,6 +48,17 @@ func (f *Fetcher) verify(d digest.Digest, size int64) {
 			f.log.Warn("blob complete in the disk cache failed its check; its damaged chunks are removed, fetched again when read", "digest", d, "chunks", bad)
 		case unread > 0:
 			f.log.Debug("blob failed its check, and chunks went missing while they were checked again; nothing can be said", "digest", d)
+		case errors.As(err, &mm) && f.opts.Integrity.PieceSize(d) == 0 && f.distrust(d):
+			// The bytes came from a mirror, which is passed over for it now:
+			// they are dropped, and fetched again from the next host when
+			// read.
+			f.opts.Disk.Drop(d)
+			f.cache.RemoveBlob(d)
+			f.opts.Observer.VerifyFailed(d)
+			if f.opts.OnCorrupt != nil {
+				f.opts.OnCorrupt(d)
+			}
+			f.log.Warn("blob failed verification; dropped, and fetched again from the next host when read", "digest", d, "got", mm.Got)
 		case errors.As(err, &mm):
 			f.bad.Store(d, fmt.Errorf("%w: %w", ErrCorruptBlob, err))
 			// Chunks being written while it was hashed are dropped too;
