@@ -1,0 +1,586 @@
+package blobstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/osimagefs/osimagefs/test/fixture"
+	"github.com/osimagefs/osimagefs/test/registrytest"
+)
+
+// TestMirrorBlobRanges: a blob range is asked of the first mirror, by
+// digest, with ?ns=<registry>, and the origin sends no blob byte; mirrors
+// are tried in file order, the next one when the first is down.
+func TestMirrorBlobRanges(t *testing.T) {
+	t.Parallel()
+	data := fixture.RandomBytes(11, 3<<20+5)
+	originReg, origin := startFronted(t)
+	mirrorReg := registrytest.Start(t)
+	desc := pushTo(t, data, originReg, mirrorReg)
+	ref := origin.Host() + "/" + mirrorRepo + ":any"
+	const off, n = 1<<20 + 3, 700_000
+
+	t.Run("first mirror", func(t *testing.T) {
+		mirror := newTestHost(t, mirrorReg.Host())
+		s, _ := openMirrored(t, ref, writeHostsDir(t, origin.Host(), mirrorSpec{host: mirror.Host()}), Options{})
+		parts := splitParts(n, 64<<10)
+		var done []int
+		if err := s.ReadParts(context.Background(), desc.Digest, parts, off, func(i int) { done = append(done, i) }); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(bytes.Join(parts, nil), data[off:off+n]) {
+			t.Fatal("wrong bytes")
+		}
+		if len(done) != len(parts) {
+			t.Fatalf("%d parts done, want %d", len(done), len(parts))
+		}
+		g := mirror.BlobGets(desc.Digest)
+		if len(g) != 1 {
+			t.Fatalf("mirror got %d GETs of the blob, want 1", len(g))
+		}
+		if ns := g[0].Query.Get("ns"); ns != origin.Host() {
+			t.Errorf("mirror URL's ns = %q (query %v), want %q", ns, g[0].Query, origin.Host())
+		}
+		if rng, want := g[0].Header.Get("Range"), fmt.Sprintf("bytes=%d-%d", off, off+n-1); rng != want || g[0].Status != http.StatusPartialContent {
+			t.Errorf("mirror got Range %q answered %d, want %q answered 206", rng, g[0].Status, want)
+		}
+		if og := origin.Gets("blobs", ""); len(og) != 0 {
+			t.Errorf("origin got %d blob GETs, want none", len(og))
+		}
+	})
+
+	t.Run("file order", func(t *testing.T) {
+		a, b := newTestHost(t, mirrorReg.Host()), newTestHost(t, mirrorReg.Host())
+		for _, order := range [][]*testHost{{a, b}, {b, a}} {
+			before := [2]int{len(order[0].BlobGets(desc.Digest)), len(order[1].BlobGets(desc.Digest))}
+			dir := writeHostsDir(t, origin.Host(), mirrorSpec{host: order[0].Host()}, mirrorSpec{host: order[1].Host()})
+			s, _ := openMirrored(t, ref, dir, Options{})
+			mustReadAt(t, s, desc.Digest, data, off, 4096)
+			first, second := len(order[0].BlobGets(desc.Digest))-before[0], len(order[1].BlobGets(desc.Digest))-before[1]
+			if first != 1 || second != 0 {
+				t.Fatalf("first mirror of the file got %d GETs, the second %d: want 1 and 0", first, second)
+			}
+		}
+		if og := origin.Gets("blobs", ""); len(og) != 0 {
+			t.Errorf("origin got %d blob GETs, want none", len(og))
+		}
+	})
+
+	t.Run("first down", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := ln.Addr().String()
+		ln.Close() // connections are refused
+		second := newTestHost(t, mirrorReg.Host())
+		s, _ := openMirrored(t, ref, writeHostsDir(t, origin.Host(), mirrorSpec{host: down}, mirrorSpec{host: second.Host()}), Options{})
+		start := time.Now()
+		mustReadAt(t, s, desc.Digest, data, off, 100_000)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("took %s", took)
+		}
+		if g := second.BlobGets(desc.Digest); len(g) != 1 || g[0].Status != http.StatusPartialContent {
+			t.Fatalf("second mirror got %d GETs, want 1 answered 206", len(g))
+		}
+		if og := origin.Gets("blobs", ""); len(og) != 0 {
+			t.Errorf("origin got %d blob GETs, want none", len(og))
+		}
+	})
+}
+
+// TestMirrorCapabilities: a mirror without pull is never asked for a blob
+// (nor for a manifest by digest); one without resolve is never asked for
+// a tag, but is for manifests by digest and blobs; a tag resolves at a
+// mirror with resolve.
+func TestMirrorCapabilities(t *testing.T) {
+	t.Parallel()
+	const tag = "v1"
+	originReg, origin := startFronted(t)
+	resolveReg, resolveOnly := startFronted(t)
+	pullReg, pullOnly := startFronted(t)
+	img := pushImage(t, tag, originReg, resolveReg, pullReg)
+	dir := writeHostsDir(t, origin.Host(),
+		mirrorSpec{host: resolveOnly.Host(), caps: `"resolve"`},
+		mirrorSpec{host: pullOnly.Host(), caps: `"pull"`})
+	s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":"+tag, dir, Options{})
+	ctx := context.Background()
+
+	tree, err := s.Resolve(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.Digest != img.manifest.Digest {
+		t.Fatalf("resolved to %s, want %s", tree.Digest, img.manifest.Digest)
+	}
+	if g := resolveOnly.Gets("manifests", tag); len(g) != 1 || g[0].Status != http.StatusOK {
+		t.Errorf("mirror with resolve: %d GETs of the tag, want 1 answered 200", len(g))
+	}
+	if g := pullOnly.Gets("manifests", tag); len(g) != 0 {
+		t.Errorf("mirror without resolve was asked for the tag %d times", len(g))
+	}
+	if g := pullOnly.BlobGets(img.config.Digest); len(g) != 1 {
+		t.Errorf("mirror with pull: %d GETs of the config, want 1", len(g))
+	}
+
+	raw, _, err := s.Manifest(ctx, img.manifest)
+	if err != nil || digest.FromBytes(raw) != img.manifest.Digest {
+		t.Fatalf("manifest by digest: %v", err)
+	}
+	if g := pullOnly.Gets("manifests", img.manifest.Digest.String()); len(g) != 1 {
+		t.Errorf("mirror without resolve: %d GETs of the manifest by digest, want 1", len(g))
+	}
+
+	mustReadAt(t, s, img.layer.Digest, img.layerData, 1000, 200_000)
+	if g := pullOnly.BlobGets(img.layer.Digest); len(g) != 1 {
+		t.Errorf("mirror with pull: %d GETs of the layer, want 1", len(g))
+	}
+	var got []byte
+	if err := s.StreamBlob(ctx, img.layer.Digest, func(body io.Reader, _ int64) error {
+		var err error
+		got, err = io.ReadAll(body)
+		return err
+	}); err != nil || !bytes.Equal(got, img.layerData) {
+		t.Fatalf("stream: %v (bytes right: %v)", err, bytes.Equal(got, img.layerData))
+	}
+
+	if g := resolveOnly.Gets("blobs", ""); len(g) != 0 {
+		t.Errorf("mirror without pull was asked for %d blobs", len(g))
+	}
+	if g := resolveOnly.Gets("manifests", img.manifest.Digest.String()); len(g) != 0 {
+		t.Errorf("mirror without pull was asked for the manifest by digest %d times", len(g))
+	}
+	if g := slices.Concat(origin.Gets("blobs", ""), origin.Gets("manifests", "")); len(g) != 0 {
+		t.Errorf("origin got %d blob or manifest GETs, want none", len(g))
+	}
+}
+
+// TestMirrorFilling: a mirror answering a range of a large blob with the
+// whole blob (a pull-through cache filling it) is asked once, by one
+// request however many reads wait for it, and left alone for that blob for
+// fillingFirst while the origin serves it; other blobs still go to it;
+// after the wait, when it answers 206, it serves the blob again.
+func TestMirrorFilling(t *testing.T) {
+	t.Parallel()
+	data := fixture.RandomBytes(21, 3<<20)
+	other := fixture.RandomBytes(22, 2<<20)
+	originReg, origin := startFronted(t)
+	desc := pushTo(t, data, originReg)
+	otherDesc := pushTo(t, other, originReg)
+	fake := newTestHost(t, "")
+	fake.Fake(desc.Digest, wholeFake(data, 200*time.Millisecond)) // every reader arrives while the probe waits
+	fake.Fake(otherDesc.Digest, rangesFake(other))
+	s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", writeHostsDir(t, origin.Host(), mirrorSpec{host: fake.Host()}), Options{})
+
+	const readers = 16
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range readers {
+		wg.Go(func() {
+			<-start
+			off := 1 + int64(i)*150_000
+			if err := readAt(t, s, desc.Digest, data, off, 100_000); err != nil {
+				t.Errorf("read at %d: %v", off, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	probe := fake.BlobGets(desc.Digest)
+	if len(probe) != 1 || probe[0].Status != http.StatusOK {
+		t.Fatalf("%d concurrent reads made %d requests to the filling mirror, want 1 (answered 200)", readers, len(probe))
+	}
+	if og := origin.BlobGets(desc.Digest); len(og) != readers {
+		t.Fatalf("origin got %d GETs, want %d (one per read)", len(og), readers)
+	}
+
+	// While it fills: the origin serves the blob, the mirror the others.
+	for i := 0; time.Since(probe[0].Time) < fillingFirst-300*time.Millisecond; i++ {
+		mustReadAt(t, s, desc.Digest, data, int64(i)*10_000, 50_000)
+		if i == 2 {
+			mustReadAt(t, s, otherDesc.Digest, other, 5000, 300_000)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g := fake.BlobGets(desc.Digest); len(g) != 1 {
+		t.Fatalf("the filling mirror got %d GETs of the blob within %s, want only the first", len(g), fillingFirst)
+	}
+	if g := fake.BlobGets(otherDesc.Digest); len(g) != 1 || g[0].Status != http.StatusPartialContent {
+		t.Fatalf("another blob: the mirror got %d GETs, want 1 answered 206", len(g))
+	}
+	if og := origin.BlobGets(otherDesc.Digest); len(og) != 0 {
+		t.Fatalf("another blob: origin got %d GETs, want none", len(og))
+	}
+
+	// Filled: it answers ranges, and is asked again once the wait passed.
+	fake.Fake(desc.Digest, rangesFake(data))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(fake.BlobGets(desc.Digest)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the mirror is not asked for the blob again")
+		}
+		mustReadAt(t, s, desc.Digest, data, 77, 1000)
+		time.Sleep(20 * time.Millisecond)
+	}
+	g := fake.BlobGets(desc.Digest)
+	if gap := g[1].Time.Sub(probe[0].Time); gap < fillingFirst || g[1].Status != http.StatusPartialContent {
+		t.Fatalf("asked again %s after the first answer (want at least %s), answered %d", gap, fillingFirst, g[1].Status)
+	}
+	originGets := len(origin.BlobGets(desc.Digest))
+	mustReadAt(t, s, desc.Digest, data, 2<<20, 1<<20)
+	if len(fake.BlobGets(desc.Digest)) != 3 || len(origin.BlobGets(desc.Digest)) != originGets {
+		t.Fatal("a read after the mirror answered 206 did not go to the mirror alone")
+	}
+}
+
+// TestMirrorSmallWholeBlob: a blob of at most smallWholeBlob that a mirror
+// answers whole is read through from it, past byte 0 too; a larger one is
+// read from the origin.
+func TestMirrorSmallWholeBlob(t *testing.T) {
+	t.Parallel()
+	originReg, origin := startFronted(t)
+	fake := newTestHost(t, "")
+	s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", writeHostsDir(t, origin.Host(), mirrorSpec{host: fake.Host()}), Options{})
+	for i, tc := range []struct {
+		size       int
+		fromMirror bool
+	}{
+		{600_000, true},
+		{smallWholeBlob, true},
+		{smallWholeBlob + 1, false},
+	} {
+		data := fixture.RandomBytes(uint64(31+i), tc.size)
+		desc := pushTo(t, data, originReg)
+		fake.Fake(desc.Digest, wholeFake(data, 0))
+		mustReadAt(t, s, desc.Digest, data, 250_001, 100_000)
+		mustReadAt(t, s, desc.Digest, data, int64(tc.size-200_000), 200_000) // up to the end
+		parts := splitParts(300_000, 64<<10)
+		if err := s.ReadParts(context.Background(), desc.Digest, parts, 7, func(int) {}); err != nil || !bytes.Equal(bytes.Join(parts, nil), data[7:300_007]) {
+			t.Fatalf("size %d, parts: %v (bytes right: %v)", tc.size, err, bytes.Equal(bytes.Join(parts, nil), data[7:300_007]))
+		}
+		mirror, orig := len(fake.BlobGets(desc.Digest)), len(origin.BlobGets(desc.Digest))
+		if tc.fromMirror && (mirror != 3 || orig != 0) {
+			t.Errorf("size %d: mirror got %d GETs, origin %d: want 3 and 0", tc.size, mirror, orig)
+		}
+		if !tc.fromMirror && (mirror != 1 || orig != 3) {
+			t.Errorf("size %d: mirror got %d GETs, origin %d: want 1 (filling) and 3", tc.size, mirror, orig)
+		}
+	}
+}
+
+// TestMirrorDown: a mirror that cannot be reached, resets or answers 5xx
+// is passed over (the origin serves, no error) and not asked again for
+// healthFirst; once it answers again it is used again.
+func TestMirrorDown(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		down, up func(m *testHost, d digest.Digest)
+	}{
+		{"refused", func(m *testHost, _ digest.Digest) { m.Stop() }, func(m *testHost, _ digest.Digest) { m.Start() }},
+		{"reset", func(m *testHost, d digest.Digest) { m.Fake(d, resetFake()) }, func(m *testHost, d digest.Digest) { m.Fake(d, nil) }},
+		{"503", func(m *testHost, d digest.Digest) { m.Fake(d, statusFake(http.StatusServiceUnavailable)) }, func(m *testHost, d digest.Digest) { m.Fake(d, nil) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			data := fixture.RandomBytes(41, 1<<20+1)
+			originReg, origin := startFronted(t)
+			mirrorReg := registrytest.Start(t)
+			desc := pushTo(t, data, originReg, mirrorReg)
+			mirror := newTestHost(t, mirrorReg.Host())
+			rt := newRoundTrips()
+			s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", writeHostsDir(t, origin.Host(), mirrorSpec{host: mirror.Host()}), Options{Transport: rt})
+
+			mustReadAt(t, s, desc.Digest, data, 10, 1000)
+			if len(mirror.BlobGets(desc.Digest)) != 1 || len(origin.BlobGets(desc.Digest)) != 0 {
+				t.Fatal("the mirror did not serve the first read")
+			}
+
+			tc.down(mirror, desc.Digest)
+			t0 := time.Now()
+			mustReadAt(t, s, desc.Digest, data, 20, 1000)
+			if og := origin.BlobGets(desc.Digest); len(og) != 1 {
+				t.Fatalf("origin got %d GETs, want 1", len(og))
+			}
+			asked := rt.blobRequests(mirror.Host())
+			for time.Since(t0) < healthFirst-100*time.Millisecond {
+				mustReadAt(t, s, desc.Digest, data, 30, 1000)
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := rt.blobRequests(mirror.Host()); n != asked {
+				t.Fatalf("the failed mirror got %d more requests within %s", n-asked, healthFirst)
+			}
+
+			tc.up(mirror, desc.Digest)
+			served := len(mirror.BlobGets(desc.Digest))
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				mustReadAt(t, s, desc.Digest, data, 40, 1000)
+				g := mirror.BlobGets(desc.Digest)
+				if len(g) > served && g[len(g)-1].Status == http.StatusPartialContent {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the mirror is not used again after it came back")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			originGets := len(origin.BlobGets(desc.Digest))
+			mustReadAt(t, s, desc.Digest, data, 50, 1000)
+			if len(origin.BlobGets(desc.Digest)) != originGets {
+				t.Fatal("a read after the mirror came back went to the origin")
+			}
+		})
+	}
+}
+
+// TestMirrorCutMidBody: a mirror whose answer breaks off halfway leaves
+// the parts it delivered done; the origin is asked for the rest only.
+func TestMirrorCutMidBody(t *testing.T) {
+	t.Parallel()
+	data := fixture.RandomBytes(61, 2<<20)
+	originReg, origin := startFronted(t)
+	mirrorReg := registrytest.Start(t)
+	desc := pushTo(t, data, originReg, mirrorReg)
+	mirror := newTestHost(t, mirrorReg.Host())
+	mirror.Fake(desc.Digest, cutFake(data)) // 210_000 of the 420_000 bytes: parts 0-2 and half of 3
+	s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", writeHostsDir(t, origin.Host(), mirrorSpec{host: mirror.Host()}), Options{})
+
+	const off, part, nparts = 100_003, 60_000, 7
+	parts := splitParts(part*nparts, part)
+	var done []int
+	var doneBytes [][]byte
+	err := s.ReadParts(context.Background(), desc.Digest, parts, off, func(i int) {
+		done = append(done, i)
+		doneBytes = append(doneBytes, bytes.Clone(parts[i]))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(done, []int{0, 1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("parts done %v, want each once in order", done)
+	}
+	for i, p := range doneBytes {
+		if !bytes.Equal(p, data[off+i*part:off+(i+1)*part]) || !bytes.Equal(parts[i], p) {
+			t.Fatalf("part %d: wrong bytes when done or changed since", i)
+		}
+	}
+	if g := mirror.BlobGets(desc.Digest); len(g) != 1 || g[0].Status != http.StatusPartialContent {
+		t.Fatalf("mirror got %d GETs, want 1", len(g))
+	}
+	og := origin.BlobGets(desc.Digest)
+	if want := fmt.Sprintf("bytes=%d-%d", off+3*part, off+nparts*part-1); len(og) != 1 || og[0].Header.Get("Range") != want {
+		t.Fatalf("origin got %d GETs (%v), want one of %s", len(og), og, want)
+	}
+	if n := origin.BlobBytes(desc.Digest); n != 4*part {
+		t.Fatalf("origin sent %d bytes, want %d", n, 4*part)
+	}
+}
+
+// TestMirrorWholeBlobs: with Options.WholeBlobs, a range past byte 0 of a
+// blob a mirror is filling fails with ErrRangeIgnored naming the mirror
+// (the second at once, without a request), and StreamBlob reads the blob
+// whole from that mirror.
+func TestMirrorWholeBlobs(t *testing.T) {
+	t.Parallel()
+	data := fixture.RandomBytes(71, 3<<20+1)
+	originReg, origin := startFronted(t)
+	desc := pushTo(t, data, originReg)
+	fake := newTestHost(t, "")
+	fake.Fake(desc.Digest, wholeFake(data, 0))
+	s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", writeHostsDir(t, origin.Host(), mirrorSpec{host: fake.Host()}), Options{WholeBlobs: true})
+
+	for i := range 2 {
+		err := readAt(t, s, desc.Digest, data, 1<<20, 4096)
+		var ri *RangeIgnoredError
+		if !errors.Is(err, ErrRangeIgnored) || !errors.As(err, &ri) || ri.Host != fake.Host() {
+			t.Fatalf("read %d: err = %v, want ErrRangeIgnored from %s", i, err, fake.Host())
+		}
+		if g := fake.BlobGets(desc.Digest); len(g) != 1 {
+			t.Fatalf("read %d: the mirror got %d GETs, want 1", i, len(g))
+		}
+	}
+	var got []byte
+	if err := s.StreamBlob(context.Background(), desc.Digest, func(body io.Reader, size int64) error {
+		var err error
+		got, err = io.ReadAll(body)
+		return err
+	}); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("stream: %v (bytes right: %v)", err, bytes.Equal(got, data))
+	}
+	g := fake.BlobGets(desc.Digest)
+	if len(g) != 2 || g[1].Header.Get("Range") != "" || g[1].Status != http.StatusOK {
+		t.Fatalf("the stream: mirror got %d GETs, want a second, without Range", len(g))
+	}
+	if og := origin.Gets("blobs", ""); len(og) != 0 {
+		t.Fatalf("origin got %d blob GETs, want none", len(og))
+	}
+}
+
+// originKeychain has credentials for one host only.
+type originKeychain struct{ host string }
+
+func (k originKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if r.RegistryStr() == k.host {
+		return authn.FromConfig(authn.AuthConfig{Username: "reader", Password: "s3cret"}), nil
+	}
+	return authn.Anonymous, nil
+}
+
+// TestMirrorCredentials: the origin's credentials never go to a mirror,
+// and a mirror's hosts.toml headers go to that mirror only.
+func TestMirrorCredentials(t *testing.T) {
+	t.Parallel()
+	originReg, origin := startFronted(t)
+	_, m1 := startFronted(t) // has nothing: 404
+	m2Reg, m2 := startFronted(t)
+	onMirror := fixture.RandomBytes(81, 500_000)
+	onOrigin := fixture.RandomBytes(82, 500_000)
+	a := pushTo(t, onMirror, originReg, m2Reg)
+	b := pushTo(t, onOrigin, originReg)
+	dir := writeHostsDir(t, origin.Host(),
+		mirrorSpec{host: m1.Host(), header: map[string]string{"X-Mirror-Token": "m1-token"}},
+		mirrorSpec{host: m2.Host(), header: map[string]string{"X-Other": "m2-value"}})
+	s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", dir, Options{Keychain: originKeychain{host: origin.Host()}})
+
+	mustReadAt(t, s, a.Digest, onMirror, 1, 10_000)
+	mustReadAt(t, s, b.Digest, onOrigin, 1, 10_000)
+	if g := m2.BlobGets(a.Digest); len(g) != 1 || g[0].Status != http.StatusPartialContent {
+		t.Fatalf("the second mirror got %d GETs of the blob it has, want 1", len(g))
+	}
+	og := origin.BlobGets(b.Digest)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("reader:s3cret"))
+	if len(og) != 1 || og[0].Header.Get("Authorization") != basic {
+		t.Fatalf("origin: %d GETs of the blob only it has, want 1 with the keychain's credentials", len(og))
+	}
+	for name, h := range map[string]*testHost{"first mirror": m1, "second mirror": m2} {
+		for _, r := range h.Requests() {
+			if a := r.Header.Get("Authorization"); a != "" {
+				t.Errorf("%s got Authorization %q on %s %s", name, a, r.Method, r.Path)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		h      *testHost
+		header string
+		want   string // "" when it must not be sent
+	}{
+		{"first mirror", m1, "X-Mirror-Token", "m1-token"},
+		{"first mirror", m1, "X-Other", ""},
+		{"second mirror", m2, "X-Other", "m2-value"},
+		{"second mirror", m2, "X-Mirror-Token", ""},
+		{"origin", origin, "X-Mirror-Token", ""},
+		{"origin", origin, "X-Other", ""},
+	} {
+		gets := c.h.Gets("blobs", "")
+		if len(gets) == 0 {
+			t.Fatalf("%s got no blob GETs", c.name)
+		}
+		if c.want != "" {
+			for _, r := range gets {
+				if got := r.Header.Get(c.header); got != c.want {
+					t.Errorf("%s: GET %s has %s %q, want %q", c.name, r.Path, c.header, got, c.want)
+				}
+			}
+			continue
+		}
+		for _, r := range c.h.Requests() {
+			if got := r.Header.Get(c.header); got != "" {
+				t.Errorf("%s: %s %s has %s %q, want none", c.name, r.Method, r.Path, c.header, got)
+			}
+		}
+	}
+}
+
+// TestMirrorObserver: the HostObserver hears each request's outcome per
+// host (filling, missing, ok, error) and the blob bytes each host sent,
+// none for a whole-blob answer hung up on.
+func TestMirrorObserver(t *testing.T) {
+	t.Parallel()
+	originReg, origin := startFronted(t)
+	big := fixture.RandomBytes(91, 3<<20)
+	absent := fixture.RandomBytes(92, 100_000)
+	ranged := fixture.RandomBytes(93, 100_000)
+	failing := fixture.RandomBytes(94, 100_000)
+	dBig, dAbsent, dRanged, dFailing := pushTo(t, big, originReg), pushTo(t, absent, originReg), pushTo(t, ranged, originReg), pushTo(t, failing, originReg)
+	fake := newTestHost(t, "") // answers 404 for dAbsent
+	fake.Fake(dBig.Digest, wholeFake(big, 0))
+	fake.Fake(dRanged.Digest, rangesFake(ranged))
+	fake.Fake(dFailing.Digest, statusFake(http.StatusBadGateway))
+	events := newHostEvents()
+	s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", writeHostsDir(t, origin.Host(), mirrorSpec{host: fake.Host()}), Options{Observer: events})
+
+	mustReadAt(t, s, dBig.Digest, big, 1000, 300_000)
+	mustReadAt(t, s, dBig.Digest, big, 2000, 200_000) // known to be filling: no request to the mirror
+	mustReadAt(t, s, dAbsent.Digest, absent, 10, 50_000)
+	mustReadAt(t, s, dRanged.Digest, ranged, 20, 40_000)
+	mustReadAt(t, s, dFailing.Digest, failing, 30, 30_000) // last: the mirror is left alone after it
+
+	requests, bytesSent := events.snapshot()
+	m, o := fake.Host()+" mirror ", origin.Host()+" origin "
+	wantRequests := map[string]int{
+		m + "filling": 1, m + "missing": 1, m + "ok": 1, m + "error": 1,
+		o + "ok": 4,
+	}
+	if fmt.Sprint(requests) != fmt.Sprint(wantRequests) {
+		t.Errorf("requests %v,\nwant %v", requests, wantRequests)
+	}
+	wantBytes := map[string]int64{fake.Host() + " mirror": 40_000, origin.Host() + " origin": 300_000 + 200_000 + 50_000 + 30_000}
+	if fmt.Sprint(bytesSent) != fmt.Sprint(wantBytes) {
+		t.Errorf("bytes %v,\nwant %v", bytesSent, wantBytes)
+	}
+}
+
+// TestMirrorOriginUnreachable: with a mirror configured, a registry that
+// is down at Open is a warning, and the image resolves (by digest, and by
+// tag at a mirror that resolves) and reads through the mirror; without
+// mirrors Open fails with ErrUnreachable.
+func TestMirrorOriginUnreachable(t *testing.T) {
+	t.Parallel()
+	originReg := registrytest.Start(t)
+	originHost := originReg.Host()
+	originReg.Stop()
+	mirrorReg, mirror := startFronted(t)
+	img := pushImage(t, "v1", mirrorReg)
+	dir := writeHostsDir(t, originHost, mirrorSpec{host: mirror.Host()})
+
+	for _, ref := range []string{"@" + img.manifest.Digest.String(), ":v1"} {
+		s, lb := openMirrored(t, originHost+"/"+mirrorRepo+ref, dir, Options{})
+		if n := lb.Count("registry cannot be reached"); n != 1 {
+			t.Errorf("%s: %d warnings that the registry cannot be reached, want 1:\n%s", ref, n, lb)
+		}
+		tree, err := s.Resolve(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if tree.Digest != img.manifest.Digest {
+			t.Fatalf("%s: resolved to %s, want %s", ref, tree.Digest, img.manifest.Digest)
+		}
+		mustReadAt(t, s, img.layer.Digest, img.layerData, 12345, 100_000)
+	}
+	if len(mirror.Gets("manifests", img.manifest.Digest.String())) != 1 || len(mirror.Gets("manifests", "v1")) != 1 {
+		t.Error("the mirror was not asked for the manifest by digest and by tag")
+	}
+
+	for name, hostsDir := range map[string]string{"no hosts dir": "", "server only": writeHostsDir(t, originHost)} {
+		_, err := Open(context.Background(), originHost+"/"+mirrorRepo+":v1", Options{PlainHTTP: true, HostsDir: hostsDir})
+		if !errors.Is(err, ErrUnreachable) {
+			t.Errorf("%s: err = %v, want ErrUnreachable", name, err)
+		}
+	}
+}
