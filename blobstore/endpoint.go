@@ -19,7 +19,7 @@ type endpoint struct {
 	mirror   bool        // a mirror, not the origin
 	root     string      // scheme://host + API root ("/v2"), no trailing slash
 	query    string      // added to every URL of a mirror ("ns=<registry>")
-	header   http.Header // sent with every request (hosts.toml header)
+	header   http.Header // sent with every request to the host (hosts.toml header; see withHeaders)
 	pull     bool        // blobs, and manifests by digest, may be fetched here
 	resolve  bool        // tags may be resolved here
 	insecure bool        // plain HTTP (an http:// URL, or --plain-http for the origin)
@@ -98,9 +98,6 @@ func (e *endpoint) get(ctx context.Context, u string, h http.Header) (*http.Resp
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range e.header {
-		req.Header[k] = v
-	}
 	for k, v := range h {
 		req.Header[k] = v
 	}
@@ -120,4 +117,31 @@ func (e *endpoint) kind() string {
 		return "mirror"
 	}
 	return "origin"
+}
+
+// withHeaders is next sending header with every request to host: the
+// registry's own requests included (its ping), never a token server's or
+// a redirect target's.
+func withHeaders(next http.RoundTripper, host string, header http.Header) http.RoundTripper {
+	if len(header) == 0 {
+		return next
+	}
+	return hostHeaders{next: next, host: host, header: header}
+}
+
+type hostHeaders struct {
+	next   http.RoundTripper
+	host   string
+	header http.Header
+}
+
+func (t hostHeaders) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != t.host {
+		return t.next.RoundTrip(req)
+	}
+	req = req.Clone(req.Context())
+	for k, v := range t.header {
+		req.Header[k] = v
+	}
+	return t.next.RoundTrip(req)
 }

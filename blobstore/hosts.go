@@ -93,7 +93,7 @@ func newEndpoint(h hostsconf.Host, repo name.Repository, registry string, opts O
 	if ua == "" {
 		ua = "osimagefs"
 	}
-	rt := transport.NewUserAgent(GuardPlainHTTP(base, plain), ua)
+	rt := transport.NewUserAgent(withHeaders(GuardPlainHTTP(base, plain), h.Host, h.Header), ua)
 	var nopts []name.Option
 	if plain {
 		nopts = append(nopts, name.Insecure)

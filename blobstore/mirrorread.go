@@ -120,11 +120,13 @@ func (s *Store) mirrorAnswered(m *endpoint, err error) {
 }
 
 // mirrorFailed records a failed request to m for what: a mirror that does
-// not have the thing is passed over for it; any other failure leaves the
-// mirror alone for a while. The first failure of an outage is a warning.
+// not have the thing (or says the blob ends before the range: the next
+// host has the last word) is passed over for it; any other failure leaves
+// the mirror alone for a while. The first failure of an outage is a
+// warning.
 func (s *Store) mirrorFailed(m *endpoint, what string, err error) {
 	var se *StatusError
-	if errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden) {
+	if errors.Is(err, ErrShortBlob) || errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden) {
 		m.health.up()
 		s.log.Debug("mirror does not have it: trying the next host", "host", m.host, "what", what, "err", err)
 		s.observeOutcome(m, outcomeMissing)

@@ -157,6 +157,9 @@ func (s *Store) readAttempt(ctx context.Context, e *endpoint, rr *rangeRead, lea
 				return s.rangeIgnored(resp)
 			}
 			// A small blob: read through to the range.
+			if resp.ContentLength <= last {
+				return &ShortBlobError{Range: rng, Total: resp.ContentLength}
+			}
 			if _, err := io.CopyN(io.Discard, body, first); err != nil {
 				return fmt.Errorf("read body of %s up to %s: %w", rr.d, rng, unexpectedEOF(err))
 			}
