@@ -81,12 +81,18 @@ func (m *Mirror) Dir() string { return m.dir }
 // for a blob it is filling would make it fetch the blob from the origin
 // once more).
 func (m *Mirror) Has(dgst string) bool {
+	_, err := os.Stat(m.BlobFile(dgst))
+	return err == nil
+}
+
+// BlobFile is where the mirror stores blob dgst ("sha256:<hex>"), once
+// it has it: the file it serves the blob's bytes from.
+func (m *Mirror) BlobFile(dgst string) string {
 	alg, hex, ok := strings.Cut(dgst, ":")
 	if !ok || len(hex) < 2 {
-		return false
+		return filepath.Join(m.dir, "storage", "invalid-digest")
 	}
-	_, err := os.Stat(filepath.Join(m.dir, "storage", "docker", "registry", "v2", "blobs", alg, hex[:2], hex, "data"))
-	return err == nil
+	return filepath.Join(m.dir, "storage", "docker", "registry", "v2", "blobs", alg, hex[:2], hex, "data")
 }
 
 // Host is the mirror's "127.0.0.1:port".
