@@ -27,7 +27,7 @@ var acceptManifests = strings.Join([]string{
 // refers to, and lays out the tree. A tag is resolved once: the tree names
 // the digest it pointed to, and reads use only digests from then on.
 func (s *Store) Resolve(ctx context.Context, platforms []image.Platform) (*image.Tree, error) {
-	raw, mt, dgst, err := s.manifest(ctx, s.ref.Identifier(), false)
+	raw, mt, dgst, err := s.manifest(ctx, s.ref.Identifier())
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", s.ref, err)
 	}
@@ -40,7 +40,7 @@ func (s *Store) Resolve(ctx context.Context, platforms []image.Platform) (*image
 
 // Manifest implements image.Fetcher.
 func (s *Store) Manifest(ctx context.Context, d ocispec.Descriptor) ([]byte, string, error) {
-	raw, mt, _, err := s.manifest(ctx, d.Digest.String(), false)
+	raw, mt, _, err := s.manifest(ctx, d.Digest.String())
 	return raw, mt, err
 }
 
@@ -79,15 +79,29 @@ func (s *Store) BlobUpTo(ctx context.Context, d ocispec.Descriptor, limit int64)
 // manifest GETs /v2/<repo>/manifests/<identifier> and returns the body, its
 // Content-Type and its digest (checked against the identifier when that is
 // a digest). A digest is asked of the mirrors that pull first, a tag of
-// those that resolve; the origin is asked last (origin only: asks only the
-// origin, for the referrers' fallback tag, which mirrors do not keep).
-func (s *Store) manifest(ctx context.Context, identifier string, originOnly bool) ([]byte, string, digest.Digest, error) {
+// those that resolve, one attempt each; the origin last, with its retries.
+func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string, digest.Digest, error) {
+	_, perr := digest.Parse(identifier)
 	var raw []byte
 	var mt string
-	_, perr := digest.Parse(identifier)
-	isTag := perr != nil
-	what := "fetch manifest " + identifier
-	attempt := func(ctx context.Context, e *endpoint) error {
+	var dgst digest.Digest
+	ok, err := s.fromMirrors(ctx, perr != nil, "fetch manifest "+identifier, func(ctx context.Context, e *endpoint) error {
+		var err error
+		raw, mt, dgst, err = s.manifestAt(ctx, e, identifier, 1)
+		return err
+	})
+	if ok || err != nil {
+		return raw, mt, dgst, err
+	}
+	return s.manifestAt(ctx, s.origin, identifier, 0)
+}
+
+// manifestAt is manifest from e alone, in at most attempts attempts (0:
+// retried until ctx ends).
+func (s *Store) manifestAt(ctx context.Context, e *endpoint, identifier string, attempts int) ([]byte, string, digest.Digest, error) {
+	var raw []byte
+	var mt string
+	err := s.retryN(ctx, e, "fetch manifest "+identifier, attempts, func(ctx context.Context) error {
 		return s.fetch(ctx, e, e.url(s.repo.RepositoryStr(), "manifests", identifier), http.Header{"Accept": {acceptManifests}}, func(resp *http.Response, body io.Reader) error {
 			if err := checkStatus(resp, http.StatusOK); err != nil {
 				return err
@@ -97,14 +111,7 @@ func (s *Store) manifest(ctx context.Context, identifier string, originOnly bool
 			raw, err = readLimited(body, image.MaxDocumentSize)
 			return err
 		})
-	}
-	ok, err := false, error(nil)
-	if !originOnly {
-		ok, err = s.fromMirrors(ctx, isTag, what, attempt)
-	}
-	if !ok && err == nil {
-		err = s.retry(ctx, s.origin, what, func(ctx context.Context) error { return attempt(ctx, s.origin) })
-	}
+	})
 	if err != nil {
 		return nil, "", "", err
 	}

@@ -66,14 +66,10 @@ func (e *endpoint) httpClient(ctx context.Context) (*http.Client, error) {
 // url is the URL of kind ("blobs", "manifests", "referrers") id of
 // repository repo on this host, with the mirror's query.
 func (e *endpoint) url(repo, kind, id string) string {
-	u := e.root + "/" + repo + "/" + kind + "/" + id
-	if e.query != "" {
-		u += "?" + e.query
-	}
-	return u
+	return e.withQuery(e.root+"/"+repo+"/"+kind+"/"+id, nil)
 }
 
-// withQuery adds the endpoint's query to u, which may have one already.
+// withQuery is u, which has no query, with the endpoint's query and extra.
 func (e *endpoint) withQuery(u string, extra url.Values) string {
 	q := extra.Encode()
 	switch {

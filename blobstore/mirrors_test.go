@@ -572,6 +572,15 @@ func TestMirrorOriginUnreachable(t *testing.T) {
 			t.Fatalf("%s: resolved to %s, want %s", ref, tree.Digest, img.manifest.Digest)
 		}
 		mustReadAt(t, s, img.layer.Digest, img.layerData, 12345, 100_000)
+		// Referrers: the origin gets a few attempts, then the mirror lists
+		// them (none here: its fallback tag does not exist).
+		refs, err := s.Referrers(context.Background(), img.manifest.Digest, "")
+		if err != nil || len(refs) != 0 {
+			t.Fatalf("%s: referrers with the origin down = %v, %v; want none, listed by the mirror", ref, refs, err)
+		}
+		if n := lb.Count("referrers listed by a mirror"); n != 1 {
+			t.Errorf("%s: %d warnings that a mirror listed the referrers, want 1:\n%s", ref, n, lb)
+		}
 	}
 	if len(mirror.Gets("manifests", img.manifest.Digest.String())) != 1 || len(mirror.Gets("manifests", "v1")) != 1 {
 		t.Error("the mirror was not asked for the manifest by digest and by tag")

@@ -33,6 +33,10 @@ const maxReferrerPages = 16
 // sha256-<hex>; no such tag means no referrers. Every artifact that finds
 // what is attached to an image comes here.
 //
+// The origin is asked; an origin that cannot be reached (after a few
+// attempts when there are mirrors) leaves it to the mirrors that resolve,
+// in order.
+//
 // The artifactType filter is applied here too, whatever the registry did
 // with it. A descriptor whose artifactType is the empty config's
 // (application/vnd.oci.empty.v1+json) is kept: a registry that derives it
@@ -42,25 +46,56 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 	if err := subject.Validate(); err != nil {
 		return nil, fmt.Errorf("list referrers of %q: %w", subject, err)
 	}
-	descs, ok, err := s.referrersAPI(ctx, subject, artifactType)
+	// The origin knows; with mirrors to turn to, it gets a few attempts.
+	attempts := 0
+	if len(s.mirrors) > 0 {
+		attempts = originAttemptsWithMirrors
+	}
+	descs, err := s.referrersAt(ctx, s.origin, subject, artifactType, attempts)
+	if err != nil && ctx.Err() == nil && transient(err) {
+		for _, m := range s.mirrors {
+			if !m.resolve || !m.health.admit() {
+				continue
+			}
+			d, merr := s.referrersAt(ctx, m, subject, artifactType, 1)
+			if merr != nil {
+				s.mirrorFailed(m, "list referrers of "+subject.String(), merr)
+				continue
+			}
+			s.mirrorAnswered(m, nil)
+			s.log.Warn("registry cannot be reached: referrers listed by a mirror", "host", s.origin.host, "mirror", m.host, "err", err)
+			descs, err = d, nil
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list referrers of %s: %w", subject, err)
-	}
-	if !ok {
-		if descs, err = s.referrersTag(ctx, subject); err != nil {
-			return nil, fmt.Errorf("list referrers of %s: %w", subject, err)
-		}
 	}
 	return filterReferrers(descs, artifactType), nil
 }
 
+// originAttemptsWithMirrors bounds the attempts to list referrers at an
+// origin that has mirrors (which resolve) to turn to.
+const originAttemptsWithMirrors = 3
+
+// referrersAt lists the referrers of subject at e: its referrers API, else
+// the fallback tag; attempts as for manifestAt.
+func (s *Store) referrersAt(ctx context.Context, e *endpoint, subject digest.Digest, artifactType string, attempts int) ([]ocispec.Descriptor, error) {
+	descs, ok, err := s.referrersAPI(ctx, e, subject, artifactType, attempts)
+	if err != nil || ok {
+		return descs, err
+	}
+	return s.referrersTag(ctx, e, subject, attempts)
+}
+
 // referrersAPI asks the referrers API, following Link headers to further
 // pages. ok is false when the registry has no such API.
-func (s *Store) referrersAPI(ctx context.Context, subject digest.Digest, artifactType string) (descs []ocispec.Descriptor, ok bool, err error) {
-	u := s.origin.url(s.repo.RepositoryStr(), "referrers", subject.String())
+func (s *Store) referrersAPI(ctx context.Context, e *endpoint, subject digest.Digest, artifactType string, attempts int) (descs []ocispec.Descriptor, ok bool, err error) {
+	q := url.Values{}
 	if artifactType != "" {
-		u += "?" + url.Values{"artifactType": {artifactType}}.Encode()
+		q.Set("artifactType", artifactType)
 	}
+	u := e.withQuery(e.root+"/"+s.repo.RepositoryStr()+"/referrers/"+subject.String(), q)
 	for page := 0; u != ""; page++ {
 		if page == maxReferrerPages {
 			return nil, false, fmt.Errorf("%w: the referrers answer has more than %d pages", ErrTooLarge, maxReferrerPages)
@@ -68,8 +103,8 @@ func (s *Store) referrersAPI(ctx context.Context, subject digest.Digest, artifac
 		var raw []byte
 		var next string
 		api := true
-		err := s.retry(ctx, s.origin, "GET referrers", func(ctx context.Context) error {
-			return s.fetch(ctx, s.origin, u, http.Header{"Accept": {image.MediaTypeOCIIndex}}, func(resp *http.Response, body io.Reader) error {
+		err := s.retryN(ctx, e, "GET referrers", attempts, func(ctx context.Context) error {
+			return s.fetch(ctx, e, u, http.Header{"Accept": {image.MediaTypeOCIIndex}}, func(resp *http.Response, body io.Reader) error {
 				switch resp.StatusCode {
 				case http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable:
 					api = false // no referrers API: the spec's signal to use the tag
@@ -110,9 +145,9 @@ func (s *Store) referrersAPI(ctx context.Context, subject digest.Digest, artifac
 
 // referrersTag reads the index at the tag-schema fallback tag of subject:
 // its manifests are the referrers. No such tag: none.
-func (s *Store) referrersTag(ctx context.Context, subject digest.Digest) ([]ocispec.Descriptor, error) {
+func (s *Store) referrersTag(ctx context.Context, e *endpoint, subject digest.Digest, attempts int) ([]ocispec.Descriptor, error) {
 	tag := FallbackTag(subject)
-	raw, mt, _, err := s.manifest(ctx, tag, true)
+	raw, mt, _, err := s.manifestAt(ctx, e, tag, attempts)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}

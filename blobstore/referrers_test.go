@@ -176,7 +176,7 @@ func TestReferrers(t *testing.T) {
 
 			// Which way the answer came: the fallback tag exists only
 			// where the registry has no referrers API.
-			_, _, _, err = s.manifest(ctx, FallbackTag(subject.Digest), true)
+			_, _, _, err = s.manifestAt(ctx, s.origin, FallbackTag(subject.Digest), 0)
 			if hasTag := err == nil; hasTag != (kind == "distribution") {
 				t.Errorf("fallback tag present = %v (%v), want it only on the registry without the API", hasTag, err)
 			}
