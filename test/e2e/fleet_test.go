@@ -133,6 +133,21 @@ func readAll(t *testing.T, hosts []*fleetHost, want []byte) time.Duration {
 	return took
 }
 
+// warm runs one osimagefs fetch of img through the mirror and waits until
+// the mirror has stored its disk.img; it returns how long the fetch took.
+func (f *fleet) warm(t *testing.T, img randomImage) time.Duration {
+	t.Helper()
+	start := time.Now()
+	out, errOut, code := runCLI(t, 5*time.Minute, "fetch", "--plain-http", "--hosts-dir", f.hostsDir, "--cache-dir", t.TempDir(), img.img.ref(f.counter.Host()))
+	if code != 0 {
+		t.Fatalf("fetch exited %d:\n%s\n%s", code, out, errOut)
+	}
+	took := time.Since(start)
+	_, disk := diskOf(img)
+	f.waitMirrorHas(t, disk)
+	return took
+}
+
 // waitMirrorHas waits until the mirror has stored blob dgst (its fill
 // goes on in the background after the client that started it).
 func (f *fleet) waitMirrorHas(t *testing.T, dgst string) {
@@ -172,15 +187,8 @@ func TestFleetWarmMirror(t *testing.T) {
 	f := newFleet(t)
 	img := f.push(t, "os/fleet-warm")
 	data, disk := diskOf(img)
-	ref := img.img.ref(f.counter.Host())
-
 	start := time.Now()
-	out, errOut, code := runCLI(t, 5*time.Minute, "fetch", "--plain-http", "--hosts-dir", f.hostsDir, "--cache-dir", t.TempDir(), ref)
-	if code != 0 {
-		t.Fatalf("fetch exited %d:\n%s\n%s", code, out, errOut)
-	}
-	fetchTook := time.Since(start)
-	f.waitMirrorHas(t, disk)
+	fetchTook := f.warm(t, img)
 	t.Logf("FLEET warm: fetch through the cold mirror took %s (the mirror stored disk.img after %s); the origin sent %s of the %s disk.img",
 		fetchTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), mib(f.counter.BytesFor(disk)), mib(fleetDiskSize))
 
@@ -283,11 +291,7 @@ func TestFleetMirrorStops(t *testing.T) {
 	f := newFleet(t)
 	img := f.push(t, "os/fleet-stop")
 	data, disk := diskOf(img)
-	out, errOut, code := runCLI(t, 5*time.Minute, "fetch", "--plain-http", "--hosts-dir", f.hostsDir, "--cache-dir", t.TempDir(), img.img.ref(f.counter.Host()))
-	if code != 0 {
-		t.Fatalf("fetch exited %d:\n%s\n%s", code, out, errOut)
-	}
-	f.waitMirrorHas(t, disk)
+	f.warm(t, img)
 
 	h := f.mount(t, img)
 	path := filepath.Join(h.dir, "amd64/virtualization/disk.img")
@@ -348,11 +352,7 @@ func TestFleetCorruptMirror(t *testing.T) {
 	if out, errOut, code := runCLI(t, 2*time.Minute, "index", "--plain-http", "--quiet", img.img.ref(f.origin.Host())); code != 0 {
 		t.Fatalf("index exited %d:\n%s\n%s", code, out, errOut)
 	}
-	ref := img.img.ref(f.counter.Host())
-	if out, errOut, code := runCLI(t, 5*time.Minute, "fetch", "--plain-http", "--hosts-dir", f.hostsDir, "--cache-dir", t.TempDir(), ref); code != 0 {
-		t.Fatalf("fetch exited %d:\n%s\n%s", code, out, errOut)
-	}
-	f.waitMirrorHas(t, disk)
+	f.warm(t, img)
 	const at = 10<<20 + 12345
 	file, err := os.OpenFile(f.mirror.BlobFile(disk), os.O_WRONLY, 0)
 	if err != nil {
