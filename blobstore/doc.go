@@ -21,7 +21,7 @@
 // ErrRangeIgnored, and the caller reads the blob with StreamBlob instead
 // (norange.go). Plain HTTP is refused on every request, redirects and
 // go-containerregistry's own fall-back included, unless Options.PlainHTTP
-// (plainhttp.go).
+// or, for a host of the hosts configuration, its http:// URL (plainhttp.go).
 //
 // A registry's hosts configuration (containerd's hosts.toml, read by
 // hostsconf) adds mirrors: each host an endpoint with its own client, TLS

@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,14 +67,33 @@ func (s *Store) BlobUpTo(ctx context.Context, d ocispec.Descriptor, limit int64)
 			var err error
 			out, err = readLimited(body, limit)
 			s.observeBytes(e, int64(len(out)))
+			if err == nil && e.mirror {
+				err = checkDigest(d.Digest, out)
+			}
 			return err
 		})
 	}
-	if ok, err := s.fromMirrors(ctx, false, what, attempt); ok || err != nil {
+	if ok, err := s.fromMirrors(ctx, false, d.Digest, what, attempt); ok || err != nil {
 		return out, err
 	}
 	err := s.retry(ctx, s.origin, what, func(ctx context.Context) error { return attempt(ctx, s.origin) })
 	return out, err
+}
+
+// errDigestMismatch: a mirror sent a document or small blob whose bytes
+// do not match the digest asked for (the origin's are checked by the
+// caller, which names what it was resolving).
+var errDigestMismatch = errors.New("content does not match its digest")
+
+// checkDigest checks b against d.
+func checkDigest(d digest.Digest, b []byte) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if got := d.Algorithm().FromBytes(b); got != d {
+		return fmt.Errorf("%w: got %s", errDigestMismatch, got)
+	}
+	return nil
 }
 
 // manifest GETs /v2/<repo>/manifests/<identifier> and returns the body, its
@@ -81,13 +101,16 @@ func (s *Store) BlobUpTo(ctx context.Context, d ocispec.Descriptor, limit int64)
 // a digest). A digest is asked of the mirrors that pull first, a tag of
 // those that resolve, one attempt each; the origin last, with its retries.
 func (s *Store) manifest(ctx context.Context, identifier string) ([]byte, string, digest.Digest, error) {
-	_, perr := digest.Parse(identifier)
+	want, perr := digest.Parse(identifier)
 	var raw []byte
 	var mt string
 	var dgst digest.Digest
-	ok, err := s.fromMirrors(ctx, perr != nil, "fetch manifest "+identifier, func(ctx context.Context, e *endpoint) error {
+	ok, err := s.fromMirrors(ctx, perr != nil, want, "fetch manifest "+identifier, func(ctx context.Context, e *endpoint) error {
 		var err error
 		raw, mt, dgst, err = s.manifestAt(ctx, e, identifier, 1)
+		if err == nil && perr == nil {
+			err = checkDigest(want, raw)
+		}
 		return err
 	})
 	if ok || err != nil {

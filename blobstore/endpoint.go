@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,14 +16,13 @@ import (
 // own TLS settings and credentials, so nothing of one host's is ever sent
 // to another.
 type endpoint struct {
-	host     string      // host[:port], in logs, errors and metrics
-	mirror   bool        // a mirror, not the origin
-	root     string      // scheme://host + API root ("/v2"), no trailing slash
-	query    string      // added to every URL of a mirror ("ns=<registry>")
-	header   http.Header // sent with every request to the host (hosts.toml header; see withHeaders)
-	pull     bool        // blobs, and manifests by digest, may be fetched here
-	resolve  bool        // tags may be resolved here
-	insecure bool        // plain HTTP (an http:// URL, or --plain-http for the origin)
+	host    string      // host[:port], in logs, errors and metrics
+	mirror  bool        // a mirror, not the origin
+	root    string      // scheme://host + API root ("/v2"), no trailing slash
+	query   string      // added to every URL of a mirror ("ns=<registry>")
+	header  http.Header // sent with every request to the host (hosts.toml header; see withHeaders)
+	pull    bool        // blobs, and manifests by digest, may be fetched here
+	resolve bool        // tags may be resolved here
 
 	// connect builds the authenticated client (it may contact the host, to
 	// learn how it wants to be authenticated).
@@ -30,37 +30,74 @@ type endpoint struct {
 
 	mu         sync.Mutex // guards the fields below
 	client     *http.Client
-	connectErr error     // why the last connect failed
-	retryAt    time.Time // no new connect before then
+	connecting *connectCall // the connect in flight, if any
+	connectErr error        // why the last connect failed
+	retryAt    time.Time    // no new connect before then
 
-	health health      // mirrors: whether it answers at all
-	blobs  mirrorBlobs // mirrors: what it does with each blob
+	health        health      // mirrors: whether it answers at all
+	blobs         mirrorBlobs // mirrors: what it does with each blob
+	refusedWarned atomic.Bool // mirrors: a 401 or 403 was warned about
 }
 
 // connectBackoff is how long a failed connect is remembered before the
-// next request tries again.
-const connectBackoff = 2 * time.Second
+// next request tries again; connectTimeout bounds one connect.
+const (
+	connectBackoff = 2 * time.Second
+	connectTimeout = 30 * time.Second
+)
 
-// httpClient is the endpoint's client, connecting on first use. A failed
-// connect is remembered for connectBackoff, so that requests in that time
-// fail at once (and go to the next host).
+// connectCall is one connect in flight; done is closed when it ends.
+type connectCall struct {
+	done   chan struct{}
+	client *http.Client
+	err    error
+}
+
+// httpClient is the endpoint's client, connecting on first use. The
+// connect runs once for all the requests that wait for it, on its own
+// context (a request that gives up does not fail the others), bounded by
+// connectTimeout. A failed connect is remembered for connectBackoff, so
+// that requests in that time fail at once (and go to the next host).
 func (e *endpoint) httpClient(ctx context.Context) (*http.Client, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.client != nil {
-		return e.client, nil
+		c := e.client
+		e.mu.Unlock()
+		return c, nil
 	}
 	if e.connectErr != nil && time.Now().Before(e.retryAt) {
-		return nil, e.connectErr
+		err := e.connectErr
+		e.mu.Unlock()
+		return nil, err
 	}
-	c, err := e.connect(ctx)
-	if err != nil {
-		e.connectErr = fmt.Errorf("connect to %s: %w", e.host, classify(err))
-		e.retryAt = time.Now().Add(connectBackoff)
-		return nil, e.connectErr
+	call := e.connecting
+	if call == nil {
+		call = &connectCall{done: make(chan struct{})}
+		e.connecting = call
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connectTimeout)
+		go func() {
+			defer cancel()
+			c, err := e.connect(cctx)
+			e.mu.Lock()
+			if err != nil {
+				err = fmt.Errorf("connect to %s: %w", e.host, classify(err))
+				e.connectErr, e.retryAt = err, time.Now().Add(connectBackoff)
+			} else {
+				e.client, e.connectErr = c, nil
+			}
+			e.connecting = nil
+			call.client, call.err = c, err
+			e.mu.Unlock()
+			close(call.done)
+		}()
 	}
-	e.client, e.connectErr = c, nil
-	return c, nil
+	e.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.client, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // url is the URL of kind ("blobs", "manifests", "referrers") id of
@@ -125,12 +162,14 @@ func withHeaders(next http.RoundTripper, host string, header http.Header) http.R
 	return hostHeaders{next: next, host: host, header: header}
 }
 
+// hostHeaders is withHeaders' transport.
 type hostHeaders struct {
 	next   http.RoundTripper
 	host   string
 	header http.Header
 }
 
+// RoundTrip adds the headers to a request to the host.
 func (t hostHeaders) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Host != t.host {
 		return t.next.RoundTrip(req)

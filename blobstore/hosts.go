@@ -42,6 +42,9 @@ func endpoints(repo name.Repository, opts Options, log *slog.Logger) (*endpoint,
 	var origin *endpoint
 	var mirrors []*endpoint
 	for _, h := range cfg.Hosts {
+		if h.Scheme == "http" {
+			log.Warn("hosts configuration: plain HTTP to this host, as its URL says", "file", cfg.File, "host", h.Host)
+		}
 		e, err := newEndpoint(h, repo, registry, opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w %s: host %s: %w", ErrHostsConfig, cfg.File, h.URL(), err)
@@ -68,7 +71,7 @@ func newEndpoint(h hostsconf.Host, repo name.Repository, registry string, opts O
 	}
 	e := &endpoint{
 		host: h.Host, mirror: h.Mirror, root: scheme + "://" + h.Host + h.Path, header: h.Header,
-		pull: h.Capabilities.Has(hostsconf.Pull), resolve: h.Capabilities.Has(hostsconf.Resolve), insecure: plain,
+		pull: h.Capabilities.Has(hostsconf.Pull), resolve: h.Capabilities.Has(hostsconf.Resolve),
 	}
 	if h.Mirror {
 		e.query = url.Values{"ns": {registry}}.Encode()
@@ -102,10 +105,11 @@ func newEndpoint(h hostsconf.Host, repo name.Repository, registry string, opts O
 	if err != nil {
 		return nil, fmt.Errorf("host name: %w", err)
 	}
-	// The origin uses the credentials of the reference's registry, a
-	// mirror its own: none is ever sent to another host.
+	// Credentials are those of the host itself; the origin's are the
+	// reference's registry's when it is that host (Docker Hub's API host
+	// included): none is ever sent to another host.
 	var creds authn.Resource = reg
-	if !h.Mirror {
+	if !h.Mirror && (h.Host == repo.RegistryStr() || repo.RegistryStr() == name.DefaultRegistry && h.Host == "registry-1.docker.io") {
 		creds = repo
 	}
 	kc := opts.Keychain
@@ -114,9 +118,9 @@ func newEndpoint(h hostsconf.Host, repo name.Repository, registry string, opts O
 	}
 	scopes := []string{repo.Scope(transport.PullScope)}
 	e.connect = func(ctx context.Context) (*http.Client, error) {
-		if h.Path != "/v2" {
-			// An API root elsewhere (override_path): no registry handshake
-			// there; hosts.toml headers carry what it needs.
+		if h.OverridePath {
+			// An API root of its own: no registry handshake there;
+			// hosts.toml headers carry what it needs.
 			return &http.Client{Transport: rt}, nil
 		}
 		auth, err := kc.Resolve(creds)

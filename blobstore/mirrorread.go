@@ -23,15 +23,16 @@ func (s *Store) readFromMirrors(ctx context.Context, rr *rangeRead) (finished bo
 		if !m.pull {
 			continue
 		}
-		if s.opts.WholeBlobs && m.blobs.filling(rr.d) {
+		if s.opts.WholeBlobs && m.blobs.filling(rr.d) && m.blobs.usable(rr.d) {
 			return true, &RangeIgnoredError{Host: m.host} // StreamBlob reads it from the mirror
 		}
-		if !m.health.admit() {
+		up, trial := m.health.admit()
+		if !up {
 			continue
 		}
 		ok, probe := m.blobs.admit(ctx, rr.d, m.health.usable)
 		if !ok {
-			m.health.release()
+			m.health.release(trial)
 			if ctx.Err() != nil {
 				return true, fmt.Errorf("read %s: %w", rr.d, ctx.Err())
 			}
@@ -39,19 +40,16 @@ func (s *Store) readFromMirrors(ctx context.Context, rr *rangeRead) (finished bo
 		}
 		handed := rr.handed
 		err := s.readAttempt(ctx, m, rr, func(status int, size int64) { m.blobs.learned(rr.d, status, size) })
-		if probe {
-			m.blobs.endProbe(rr.d)
+		if probe != nil {
+			m.blobs.endProbe(rr.d, probe)
 		}
 		s.observeBytes(m, rr.handed-handed)
-		if rr.handed > handed {
-			s.served.Store(rr.d, m)
-		}
 		switch {
 		case err == nil:
 			s.mirrorAnswered(m, nil)
 			return true, nil
 		case ctx.Err() != nil:
-			m.health.release()
+			m.health.release(trial)
 			return true, fmt.Errorf("read %s from %s: %w", rr.d, m.host, err)
 		case errors.Is(err, errMirrorWhole):
 			s.mirrorAnswered(m, err)
@@ -65,38 +63,45 @@ func (s *Store) readFromMirrors(ctx context.Context, rr *rangeRead) (finished bo
 	return false, nil
 }
 
-// Distrust is told that bytes of blob d failed a check (lazy): the mirror
-// that last sent bytes of d is passed over for d for distrustFor, and the
-// next fetch goes to the next host. It reports whether a mirror was passed
-// over (false: the origin sent them, and nothing else can be asked).
-func (s *Store) Distrust(d digest.Digest) bool {
-	v, ok := s.served.LoadAndDelete(d)
-	if !ok {
-		return false
-	}
-	m := v.(*endpoint)
-	m.blobs.distrust(d)
-	s.log.Warn("bytes from a mirror failed their check: the blob is read from the next host", "host", m.host, "digest", d, "for", distrustFor)
-	s.observeOutcome(m, outcomeCorrupt)
-	return true
-}
+// stopError is an error no other host can cure (the caller's own, from a
+// StreamBlob fn): the mirrors are not asked further, nor blamed.
+type stopError struct{ err error }
+
+func (e stopError) Error() string { return e.err.Error() }
+func (e stopError) Unwrap() error { return e.err }
 
 // fromMirrors runs attempt once on each mirror with the capability (pull,
 // or resolve for a tag) until one succeeds; it reports whether one did.
-// Mirrors that do not have the thing, or fail, are passed over.
-func (s *Store) fromMirrors(ctx context.Context, resolve bool, what string, attempt func(ctx context.Context, e *endpoint) error) (bool, error) {
+// Mirrors that do not have the thing, or fail, are passed over; d, when
+// not empty, is the blob or manifest asked for, which a mirror known not to
+// have it or distrusted for it is not asked for. An attempt that fails
+// with a stopError ends the search with its error.
+func (s *Store) fromMirrors(ctx context.Context, resolve bool, d digest.Digest, what string, attempt func(ctx context.Context, e *endpoint) error) (bool, error) {
 	for _, m := range s.mirrors {
-		if (resolve && !m.resolve) || (!resolve && !m.pull) || !m.health.admit() {
+		if (resolve && !m.resolve) || (!resolve && !m.pull) || (d != "" && !m.blobs.usable(d)) {
+			continue
+		}
+		up, trial := m.health.admit()
+		if !up {
 			continue
 		}
 		err := attempt(ctx, m)
+		var stop stopError
 		switch {
 		case err == nil:
 			s.mirrorAnswered(m, nil)
 			return true, nil
 		case ctx.Err() != nil:
-			m.health.release()
+			m.health.release(trial)
 			return false, fmt.Errorf("%s from %s: %w", what, m.host, err)
+		case errors.As(err, &stop):
+			m.health.release(trial)
+			return false, stop.err
+		case errors.Is(err, errDigestMismatch) && d != "":
+			m.health.up()
+			m.blobs.missing(d)
+			s.log.Warn("mirror sent something else than what was asked: trying the next host", "host", m.host, "what", what, "err", err)
+			s.observeOutcome(m, outcomeCorrupt)
 		default:
 			s.mirrorFailed(m, what, err)
 		}
@@ -128,6 +133,9 @@ func (s *Store) mirrorFailed(m *endpoint, what string, err error) {
 	var se *StatusError
 	if errors.Is(err, ErrShortBlob) || errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden) {
 		m.health.up()
+		if se != nil && se.Code != http.StatusNotFound && !m.refusedWarned.Swap(true) {
+			s.log.Warn("mirror refuses access (its credentials come from the keychain for its host, or hosts.toml's header): using the next host", "host", m.host, "what", what, "err", err)
+		}
 		s.log.Debug("mirror does not have it: trying the next host", "host", m.host, "what", what, "err", err)
 		s.observeOutcome(m, outcomeMissing)
 		return
@@ -138,36 +146,4 @@ func (s *Store) mirrorFailed(m *endpoint, what string, err error) {
 		return
 	}
 	s.log.Debug("mirror failed", "host", m.host, "what", what, "err", err)
-}
-
-// Request outcomes, as the metrics label them.
-const (
-	outcomeOK      = "ok"
-	outcomeError   = "error"
-	outcomeFilling = "filling" // a mirror answered a range with the whole blob
-	outcomeMissing = "missing" // a mirror does not have it (404, or refused)
-	outcomeCorrupt = "corrupt" // bytes a mirror sent failed their check
-)
-
-func (s *Store) observeRequest(e *endpoint, err error) {
-	if err == nil {
-		s.observeOutcome(e, outcomeOK)
-		return
-	}
-	if errors.Is(err, context.Canceled) {
-		return
-	}
-	s.observeOutcome(e, outcomeError)
-}
-
-func (s *Store) observeOutcome(e *endpoint, outcome string) {
-	if s.opts.Observer != nil {
-		s.opts.Observer.HostRequest(e.host, e.kind(), outcome)
-	}
-}
-
-func (s *Store) observeBytes(e *endpoint, n int64) {
-	if s.opts.Observer != nil && n > 0 {
-		s.opts.Observer.HostBytes(e.host, e.kind(), n)
-	}
 }

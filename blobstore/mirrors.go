@@ -45,6 +45,9 @@ type mirrorBlob struct {
 	mode    blobMode
 	until   time.Time     // filling, missing: ask again from then on
 	backoff time.Duration // filling: the wait after the next whole-blob answer
+	// distrusted: bytes of it the mirror sent failed their check; it is
+	// not asked for the blob before then, whatever it answers meanwhile.
+	distrusted time.Time
 	// probe is open while the one request that learns the mode (unknown, or
 	// due to ask again) is in flight; it is closed once its status is known.
 	probe chan struct{}
@@ -57,46 +60,70 @@ type mirrorBlobs struct {
 	m  map[digest.Digest]*mirrorBlob
 }
 
-// admit says whether a request for blob d goes to the mirror now. When it
-// does and probe is true, the request is the one that learns the mode: the
-// caller calls learned with its status, or endProbe when it got none. A
-// request for a blob whose mode is unknown waits for the probe in flight,
-// and goes elsewhere if the mirror is no longer usable then (a probe that
-// failed leaves the mirror to its health).
-func (mb *mirrorBlobs) admit(ctx context.Context, d digest.Digest, usable func() bool) (ok, probe bool) {
+// getLocked is blob d's entry, made if need be.
+func (mb *mirrorBlobs) getLocked(d digest.Digest) *mirrorBlob {
+	if mb.m == nil {
+		mb.m = map[digest.Digest]*mirrorBlob{}
+	}
+	b := mb.m[d]
+	if b == nil {
+		b = &mirrorBlob{}
+		mb.m[d] = b
+	}
+	return b
+}
+
+// admit says whether a request for a range of blob d goes to the mirror
+// now. When probe is not nil, the request is the one that learns the mode:
+// the caller calls learned with its status, or endProbe(d, probe) when it
+// got none. A request for a blob whose mode is unknown waits for the probe
+// in flight, and goes elsewhere if the mirror is no longer usable then (a
+// probe that failed leaves the mirror to its health).
+func (mb *mirrorBlobs) admit(ctx context.Context, d digest.Digest, usable func() bool) (ok bool, probe chan struct{}) {
 	for waited := false; ; waited = true {
 		if waited && !usable() {
-			return false, false
+			return false, nil
 		}
 		mb.mu.Lock()
-		if mb.m == nil {
-			mb.m = map[digest.Digest]*mirrorBlob{}
-		}
-		b := mb.m[d]
-		if b == nil {
-			b = &mirrorBlob{}
-			mb.m[d] = b
-		}
+		b := mb.getLocked(d)
+		now := time.Now()
 		switch {
+		case now.Before(b.distrusted):
+			mb.mu.Unlock()
+			return false, nil
 		case b.mode == modeRanged:
 			mb.mu.Unlock()
-			return true, false
-		case b.probe == nil && (b.mode == modeUnknown || !time.Now().Before(b.until)):
+			return true, nil
+		case b.probe == nil && (b.mode == modeUnknown || !now.Before(b.until)):
 			b.probe = make(chan struct{})
 			mb.mu.Unlock()
-			return true, true
+			return true, b.probe
 		case b.mode != modeUnknown:
 			mb.mu.Unlock()
-			return false, false // filling or missing: not yet
+			return false, nil // filling or missing: not yet
 		}
 		wait := b.probe
 		mb.mu.Unlock()
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return false, false
+			return false, nil
 		}
 	}
+}
+
+// usable reports whether a whole blob d (a stream, a document) may be asked
+// of the mirror: it is not known to lack it, nor distrusted for it.
+// Filling is no reason not to: a whole blob is what a filling mirror sends.
+func (mb *mirrorBlobs) usable(d digest.Digest) bool {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	b := mb.m[d]
+	if b == nil {
+		return true
+	}
+	now := time.Now()
+	return !now.Before(b.distrusted) && !(b.mode == modeMissing && now.Before(b.until))
 }
 
 // filling reports whether the mirror is known to be filling blob d.
@@ -113,14 +140,11 @@ func (mb *mirrorBlobs) filling(d digest.Digest) bool {
 func (mb *mirrorBlobs) learned(d digest.Digest, status int, size int64) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	b := mb.m[d]
-	if b == nil {
-		return
-	}
-	now := time.Now()
+	b := mb.getLocked(d)
 	if status == http.StatusOK && size >= 0 && size <= smallWholeBlob {
 		status = http.StatusPartialContent
 	}
+	now := time.Now()
 	switch status {
 	case http.StatusPartialContent:
 		b.mode, b.backoff = modeRanged, 0
@@ -141,106 +165,31 @@ func (mb *mirrorBlobs) learned(d digest.Digest, status int, size int64) {
 	}
 }
 
+// missing records that the mirror does not have blob d (it answered a
+// request for all of it with 404, or sent something else).
+func (mb *mirrorBlobs) missing(d digest.Digest) {
+	mb.learned(d, http.StatusNotFound, -1)
+}
+
 // distrust passes the mirror over for blob d for distrustFor: bytes of it
 // it sent failed their check.
 func (mb *mirrorBlobs) distrust(d digest.Digest) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	if mb.m == nil {
-		mb.m = map[digest.Digest]*mirrorBlob{}
-	}
-	b := mb.m[d]
-	if b == nil {
-		b = &mirrorBlob{}
-		mb.m[d] = b
-	}
-	b.mode, b.until = modeMissing, time.Now().Add(distrustFor)
+	mb.getLocked(d).distrusted = time.Now().Add(distrustFor)
 }
 
-// endProbe releases the requests waiting for the probe of blob d when it
-// ended without a status (a failure, or the caller gave up); the next
-// request becomes the probe.
-func (mb *mirrorBlobs) endProbe(d digest.Digest) {
+// endProbe releases the requests waiting for probe, the probe of blob d
+// that admit handed out, when it ended without a status (a failure, or
+// the caller gave up); the next request becomes the probe. A probe already
+// answered (and maybe replaced by a later one) is left alone.
+func (mb *mirrorBlobs) endProbe(d digest.Digest, probe chan struct{}) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	if b := mb.m[d]; b != nil && b.probe != nil {
+	if b := mb.m[d]; b != nil && b.probe == probe {
 		close(b.probe)
 		b.probe = nil
 	}
-}
-
-// A mirror that fails (cannot be reached, times out, answers 5xx or with
-// bytes that do not fit) is skipped by every request for a while, from
-// healthFirst doubling up to healthMax; then one request tries it (the
-// others keep skipping it) and its outcome decides.
-const (
-	healthFirst = 500 * time.Millisecond
-	healthMax   = 10 * time.Second
-)
-
-// health is whether a mirror answers; the zero value is a mirror that does.
-type health struct {
-	mu        sync.Mutex
-	backoff   time.Duration // 0: up
-	downUntil time.Time
-	trial     bool // the one request trying it again is in flight
-}
-
-// admit says whether a request may go to the mirror now.
-func (h *health) admit() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.backoff == 0 {
-		return true
-	}
-	if h.trial || time.Now().Before(h.downUntil) {
-		return false
-	}
-	h.trial = true
-	return true
-}
-
-// usable reports whether a request could go to the mirror now (admit
-// without taking the trial).
-func (h *health) usable() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.backoff == 0 || (!h.trial && !time.Now().Before(h.downUntil))
-}
-
-// up records an answer; it reports whether the mirror was down.
-func (h *health) up() (wasDown bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	wasDown = h.backoff > 0
-	h.backoff, h.trial = 0, false
-	return wasDown
-}
-
-// down records a failure; it reports whether the mirror was up (the first
-// failure of an outage, which is worth a warning).
-func (h *health) down() (wasUp bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := time.Now()
-	wasUp = h.backoff == 0
-	switch {
-	case wasUp:
-		h.backoff = healthFirst
-	case now.Before(h.downUntil) && !h.trial:
-		return false // one of the requests already in flight: the outage is known
-	default:
-		h.backoff = min(2*h.backoff, healthMax)
-	}
-	h.downUntil, h.trial = now.Add(h.backoff), false
-	return wasUp
-}
-
-// release ends a request that got no verdict (its caller gave up).
-func (h *health) release() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.trial = false
 }
 
 // errMirrorWhole: a mirror answered a range request past byte 0 with the

@@ -13,8 +13,10 @@ import (
 type Options struct {
 	// PlainHTTP talks plain HTTP to the registry and allows it to hosts it
 	// redirects to (as oras' --plain-http does; only the first contact, to
-	// learn how to authenticate, tries HTTPS before HTTP). Without it every plain-HTTP request, loopback and private
-	// addresses included, is refused with a *PlainHTTPError.
+	// learn how to authenticate, tries HTTPS before HTTP). Without it
+	// every plain-HTTP request to it, loopback and private addresses
+	// included, is refused with a *PlainHTTPError. A host of HostsDir
+	// speaks plain HTTP exactly where its URL says http://.
 	PlainHTTP bool
 	// Insecure skips TLS certificate verification.
 	Insecure bool
@@ -58,7 +60,7 @@ type Options struct {
 
 // HostObserver is told about the requests to each host (the origin
 // registry or a mirror; kind is "origin" or "mirror") and their outcome
-// ("ok", "error", "filling", "missing"), and about the blob bytes each
+// ("ok", "error", "filling", "missing", "corrupt"), and about the blob bytes each
 // host sent. Hosts are host[:port]: never credentials.
 type HostObserver interface {
 	HostRequest(host, kind, outcome string)

@@ -170,6 +170,7 @@ func (s *Store) readAttempt(ctx context.Context, e *endpoint, rr *rangeRead, lea
 		if err != nil {
 			return err
 		}
+		s.sent.record(rr.d, rr.nextOff, avail, e) // before any part is handed over (distrust.go)
 		stream := resp.ContentLength >= 0
 		filled := rr.next // parts[next:filled] are filled, not yet done
 		hand := func(upTo int) {

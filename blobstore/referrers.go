@@ -54,10 +54,18 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 	descs, err := s.referrersAt(ctx, s.origin, subject, artifactType, attempts)
 	if err != nil && ctx.Err() == nil && transient(err) {
 		for _, m := range s.mirrors {
-			if !m.resolve || !m.health.admit() {
+			if !m.resolve {
+				continue
+			}
+			up, trial := m.health.admit()
+			if !up {
 				continue
 			}
 			d, merr := s.referrersAt(ctx, m, subject, artifactType, 1)
+			if merr != nil && ctx.Err() != nil {
+				m.health.release(trial)
+				break
+			}
 			if merr != nil {
 				s.mirrorFailed(m, "list referrers of "+subject.String(), merr)
 				continue

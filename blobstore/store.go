@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,7 +24,7 @@ type Store struct {
 	failed  failedRanges
 	origin  *endpoint
 	mirrors []*endpoint // in the order they are tried
-	served  sync.Map    // digest.Digest -> *endpoint: the mirror that last sent bytes of it
+	sent    sentRanges  // which host sent which bytes lately (distrust.go)
 	// noRange remembers that the origin ignores Range.
 	noRange noRangeHosts
 }

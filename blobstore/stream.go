@@ -29,12 +29,17 @@ func (s *Store) StreamBlob(ctx context.Context, d digest.Digest, fn func(body io
 			if err := checkStatus(resp, http.StatusOK); err != nil {
 				return err
 			}
+			s.sent.record(d, 0, -1, e)
 			cr := &countingReader{r: body}
 			defer func() { s.observeBytes(e, cr.n) }()
-			return fn(cr, resp.ContentLength)
+			err := fn(cr, resp.ContentLength)
+			if err != nil && !transient(err) {
+				return stopError{err} // the caller's own: no other host cures it
+			}
+			return err
 		})
 	}
-	if ok, err := s.fromMirrors(ctx, false, what, attempt); ok || err != nil {
+	if ok, err := s.fromMirrors(ctx, false, d, what, attempt); ok || err != nil {
 		return err
 	}
 	err := s.retry(ctx, s.origin, what, func(ctx context.Context) error { return attempt(ctx, s.origin) })

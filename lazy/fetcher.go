@@ -33,17 +33,19 @@ type PartReader interface {
 	ReadParts(ctx context.Context, d digest.Digest, parts [][]byte, off int64, done func(i int)) error
 }
 
-// distruster is a source that can be told that bytes of blob d it sent
-// failed a check, so that it fetches them elsewhere next time if it can
-// (blobstore.Store: the mirror that sent them is passed over for d). It
-// reports whether it will.
-type distruster interface{ Distrust(d digest.Digest) bool }
+// distruster is a source that can be told that bytes [off, off+n) of blob
+// d it sent (n < 0: the blob as a whole) failed a check, so that it
+// fetches them elsewhere next time if it can (blobstore.Store: the mirrors
+// that sent them are passed over for d). It reports whether it will.
+type distruster interface {
+	Distrust(d digest.Digest, off, n int64) bool
+}
 
-// distrust tells the source that bytes of d it sent failed a check, and
-// reports whether the next fetch goes elsewhere.
-func (f *Fetcher) distrust(d digest.Digest) bool {
+// distrust tells the source that bytes [off, off+n) of d failed a check,
+// and reports whether the next fetch goes elsewhere.
+func (f *Fetcher) distrust(d digest.Digest, off, n int64) bool {
 	if s, ok := f.src.(distruster); ok {
-		return s.Distrust(d)
+		return s.Distrust(d, off, n)
 	}
 	return false
 }
@@ -441,7 +443,8 @@ func splitPieces(chunks [][]byte, ps int64) (parts [][]byte, owner []int) {
 // second time its flight fails. Nothing of it lands in a cache.
 func (f *Fetcher) pieceFailed(d digest.Digest, size int64, k cache.Key, fl *flight, h *hurry, err error) {
 	f.opts.Observer.VerifyFailed(d)
-	f.distrust(d)
+	off := k.Index * f.opts.ChunkSize
+	f.distrust(d, off, min(f.opts.ChunkSize, size-off))
 	if !fl.retried {
 		fl.retried = true
 		f.log.Warn("fetched bytes failed their check; fetching them once more", "chunk", k.String(), "host", f.opts.Host, "err", err)

@@ -48,7 +48,7 @@ func (f *Fetcher) verify(d digest.Digest, size int64) {
 			f.log.Warn("blob complete in the disk cache failed its check; its damaged chunks are removed, fetched again when read", "digest", d, "chunks", bad)
 		case unread > 0:
 			f.log.Debug("blob failed its check, and chunks went missing while they were checked again; nothing can be said", "digest", d)
-		case errors.As(err, &mm) && f.opts.Integrity.PieceSize(d) == 0 && f.distrust(d):
+		case errors.As(err, &mm) && f.opts.Integrity.PieceSize(d) == 0 && f.distrust(d, 0, -1):
 			// The bytes came from a mirror, which is passed over for it now:
 			// they are dropped, and fetched again from the next host when
 			// read.

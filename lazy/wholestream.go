@@ -433,7 +433,7 @@ func (f *Fetcher) passBad(s *stream, i int64, err error) {
 	f.streams.mu.Unlock()
 	s.stall.Reset(f.opts.FetchTimeout)
 	f.opts.Observer.VerifyFailed(s.d)
-	f.distrust(s.d)
+	f.distrust(s.d, k.Index*f.opts.ChunkSize, f.opts.ChunkSize)
 	if !mine || again {
 		f.log.Warn("streamed bytes failed their check; not kept", "chunk", k.String(), "host", f.opts.Host, "refetch", again, "err", err)
 		return

@@ -66,7 +66,7 @@ func New(disk DiskUsage) *Metrics {
 	m.fetchRequests = counter("fetch_requests_total", "Requests for layer bytes (range requests and whole-blob streams), each counted once however many attempts it took.", "registry", "role")
 	m.fetchFailures = counter("fetch_failures_total", "Requests for layer bytes that failed after their retries.", "registry", "role")
 	m.retries = counter("fetch_retries_total", "Attempts retried after a transient failure (any request to the registry).", "registry")
-	m.hostRequests = counter("host_requests_total", "Requests to each host (the origin registry, and each mirror), by outcome: ok, error, filling (a mirror answered a range with the whole blob: it is filling it, and the next host serves it meanwhile), missing (a mirror does not have it).", "host", "kind", "outcome")
+	m.hostRequests = counter("host_requests_total", "Requests to each host (the origin registry, and each mirror), by outcome: ok, error, filling (a mirror answered a range with the whole blob: it is filling it, and the next host serves it meanwhile), missing (a mirror does not have it), corrupt (bytes a mirror sent failed their check).", "host", "kind", "outcome")
 	m.hostBytes = counter("host_bytes_total", "Blob bytes each host (the origin registry, or a mirror) sent.", "host", "kind")
 	m.served = counter("served_bytes_total", "Bytes served to readers through FUSE (reads the kernel's page cache answers are not seen).", "role")
 	m.readRequests = counter("read_requests_total", "FUSE READ requests the daemon served (none come for files the kernel reads itself by passthrough).", "role")

@@ -57,7 +57,7 @@ bytes streamed) or why it was skipped.`,
 			return runIndex(cmd, g, &rf, args[0], force, quiet)
 		},
 	}
-	rf.register(c.Flags())
+	rf.registerForWrites(c.Flags())
 	c.Flags().BoolVar(&force, "force", false, "build and publish tables for manifests that already have a chunk-table referrer")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bars on stderr")
 	return c

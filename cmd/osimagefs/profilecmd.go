@@ -67,7 +67,7 @@ the referrer.`,
 			return runProfilePush(cmd, g, &rf, args[0], args[1])
 		},
 	}
-	rf.register(c.Flags())
+	rf.registerForWrites(c.Flags())
 	return c
 }
 

@@ -103,7 +103,7 @@ $DOCKER_CONFIG, credential helpers), as for docker push.`,
 	// The connection flags of remoteFlags, without --platform: push names
 	// its one platform with --os, --arch and --variant.
 	remote := pflag.NewFlagSet("remote", pflag.ContinueOnError)
-	f.remote.register(remote)
+	f.remote.registerForWrites(remote)
 	remote.VisitAll(func(fg *pflag.Flag) {
 		if fg.Name != "platform" {
 			fl.AddFlag(fg)

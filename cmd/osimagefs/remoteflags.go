@@ -29,13 +29,23 @@ const defaultHostsDir = "/etc/containerd/certs.d"
 const hostsDirHelp = `directory of registry host configuration in containerd's layout
 (<dir>/<registry>/hosts.toml, else <dir>/_default/hosts.toml): the mirrors
 and pull-through caches to read through, in order, before the registry;
-"none" for none (default ` + defaultHostsDir + ` when it exists)`
+"none" for none (default ` + defaultHostsDir + ` when it exists). A host
+there speaks plain HTTP only where its URL says http:// (one warning each)`
 
+// register adds the flags of a command that reads images: the
+// connection, the platforms and the mirrors (--hosts-dir).
 func (r *remoteFlags) register(fs *pflag.FlagSet) {
-	fs.BoolVar(&r.plainHTTP, "plain-http", false, "talk plain HTTP to the registry, localhost included (as oras does); without it every request is HTTPS and a redirect to HTTP is refused")
+	r.registerForWrites(fs)
+	fs.StringVar(&r.hostsDir, "hosts-dir", "", hostsDirHelp)
+}
+
+// registerForWrites adds the flags of a command that writes to the
+// registry (push, index, profile push): no mirrors, writes go to the
+// registry itself.
+func (r *remoteFlags) registerForWrites(fs *pflag.FlagSet) {
+	fs.BoolVar(&r.plainHTTP, "plain-http", false, "talk plain HTTP to the registry, localhost included (as oras does); without it every request to it is HTTPS and a redirect to HTTP is refused (mirrors: see --hosts-dir)")
 	fs.BoolVar(&r.insecure, "insecure", false, "skip TLS certificate verification (prefer --ca-file)")
 	fs.StringVar(&r.caFile, "ca-file", "", "PEM file of extra CA certificates to trust for the registry")
-	fs.StringVar(&r.hostsDir, "hosts-dir", "", hostsDirHelp)
 	fs.StringArrayVar(&r.platforms, "platform", nil, "only this platform of an index, as os/arch[/variant] (repeatable), e.g. linux/amd64")
 }
 
