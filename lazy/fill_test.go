@@ -36,10 +36,19 @@ func (s *flightSource) ReadParts(ctx context.Context, d digest.Digest, parts [][
 	defer func() {
 		s.mu.Lock()
 		s.inFlight--
-		s.firstDone = s.firstDone || first
 		s.mu.Unlock()
 	}()
-	return s.memSource.ReadParts(ctx, d, parts, off, done)
+	// The first request has ended once its last part is handed over: the
+	// fill may start the next ones from that callback, before ReadParts
+	// returns.
+	return s.memSource.ReadParts(ctx, d, parts, off, func(i int) {
+		if first && i == len(parts)-1 {
+			s.mu.Lock()
+			s.firstDone = true
+			s.mu.Unlock()
+		}
+		done(i)
+	})
 }
 
 // TestFillKeepsRequestsInFlight: a fill (prefetch) and a warm (fetch) of a
