@@ -49,7 +49,15 @@ func Open(ctx context.Context, reference string, opts Options) (*Store, error) {
 	if s.origin, s.mirrors, err = endpoints(s.repo, opts, s.log); err != nil {
 		return nil, err
 	}
-	if _, err := s.origin.httpClient(ctx); err != nil {
+	octx := ctx
+	if len(s.mirrors) > 0 {
+		// The mirrors may serve everything: a silent origin does not hold
+		// the mount up (its connect goes on, for the requests after).
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(ctx, originWaitWithMirrors)
+		defer cancel()
+	}
+	if _, err := s.origin.httpClient(octx); err != nil {
 		if len(s.mirrors) == 0 || errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -57,6 +65,10 @@ func Open(ctx context.Context, reference string, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// originWaitWithMirrors bounds how long Open waits for the origin when
+// there are mirrors.
+const originWaitWithMirrors = 5 * time.Second
 
 // Reference is the parsed reference the store was opened with.
 func (s *Store) Reference() name.Reference { return s.ref }
