@@ -73,7 +73,7 @@ func newEndpoint(h hostsconf.Host, repo name.Repository, registry string, opts O
 		host: h.Host, mirror: h.Mirror, root: scheme + "://" + h.Host + h.Path, header: h.Header,
 		pull: h.Capabilities.Has(hostsconf.Pull), resolve: h.Capabilities.Has(hostsconf.Resolve),
 	}
-	if h.Mirror {
+	if isProxy(h.Host, registry) {
 		e.query = url.Values{"ns": {registry}}.Encode()
 	}
 	base := opts.Transport
@@ -109,7 +109,7 @@ func newEndpoint(h hostsconf.Host, repo name.Repository, registry string, opts O
 	// reference's registry's when it is that host (Docker Hub's API host
 	// included): none is ever sent to another host.
 	var creds authn.Resource = reg
-	if !h.Mirror && (h.Host == repo.RegistryStr() || repo.RegistryStr() == name.DefaultRegistry && h.Host == "registry-1.docker.io") {
+	if !h.Mirror && (h.Host == repo.RegistryStr() || !isProxy(h.Host, registry)) {
 		creds = repo
 	}
 	kc := opts.Keychain
@@ -134,4 +134,12 @@ func newEndpoint(h hostsconf.Host, repo name.Repository, registry string, opts O
 		return &http.Client{Transport: t}, nil
 	}
 	return e, nil
+}
+
+// isProxy reports whether host serves registry's repositories on its
+// behalf (as containerd decides: any other host, Docker Hub's own API
+// hosts for docker.io aside); such a host is told which registry with ?ns=.
+func isProxy(host, registry string) bool {
+	dockerHub := registry == "docker.io" && (host == "registry-1.docker.io" || host == name.DefaultRegistry)
+	return host != registry && !dockerHub
 }
