@@ -43,7 +43,7 @@ func (r *remoteFlags) register(fs *pflag.FlagSet) {
 // registry (push, index, profile push): no mirrors, writes go to the
 // registry itself.
 func (r *remoteFlags) registerForWrites(fs *pflag.FlagSet) {
-	fs.BoolVar(&r.plainHTTP, "plain-http", false, "talk plain HTTP to the registry, localhost included (as oras does); without it every request to it is HTTPS and a redirect to HTTP is refused (mirrors: see --hosts-dir)")
+	fs.BoolVar(&r.plainHTTP, "plain-http", false, "talk plain HTTP to the registry, localhost included (as oras does); without it every request to the registry is HTTPS and a redirect to HTTP is refused")
 	fs.BoolVar(&r.insecure, "insecure", false, "skip TLS certificate verification (prefer --ca-file)")
 	fs.StringVar(&r.caFile, "ca-file", "", "PEM file of extra CA certificates to trust for the registry")
 	fs.StringArrayVar(&r.platforms, "platform", nil, "only this platform of an index, as os/arch[/variant] (repeatable), e.g. linux/amd64")
