@@ -57,7 +57,7 @@ func (s *Store) readFromMirrors(ctx context.Context, rr *rangeRead) (finished bo
 				return true, &RangeIgnoredError{Host: m.host}
 			}
 		default:
-			s.mirrorFailed(m, "read "+rr.d.String(), err)
+			s.mirrorFailed(m, rr.d, "read "+rr.d.String(), err)
 		}
 	}
 	return false, nil
@@ -103,7 +103,7 @@ func (s *Store) fromMirrors(ctx context.Context, resolve bool, d digest.Digest, 
 			s.log.Warn("mirror sent something else than what was asked: trying the next host", "host", m.host, "what", what, "err", err)
 			s.observeOutcome(m, outcomeCorrupt)
 		default:
-			s.mirrorFailed(m, what, err)
+			s.mirrorFailed(m, d, what, err)
 		}
 	}
 	return false, nil
@@ -124,15 +124,18 @@ func (s *Store) mirrorAnswered(m *endpoint, err error) {
 	}
 }
 
-// mirrorFailed records a failed request to m for what: a mirror that does
-// not have the thing (or says the blob ends before the range: the next
-// host has the last word) is passed over for it; any other failure leaves
-// the mirror alone for a while. The first failure of an outage is a
-// warning.
-func (s *Store) mirrorFailed(m *endpoint, what string, err error) {
+// mirrorFailed records a failed request to m for what (of blob or
+// manifest d, if not empty): a mirror that does not have the thing (or
+// says the blob ends before the range: the next host has the last word)
+// is passed over for it; any other failure leaves the mirror alone for a
+// while. The first failure of an outage is a warning.
+func (s *Store) mirrorFailed(m *endpoint, d digest.Digest, what string, err error) {
 	var se *StatusError
 	if errors.Is(err, ErrShortBlob) || errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden) {
 		m.health.up()
+		if d != "" && se != nil {
+			m.blobs.missing(d)
+		}
 		if se != nil && se.Code != http.StatusNotFound && !m.refusedWarned.Swap(true) {
 			s.log.Warn("mirror refuses access (its credentials come from the keychain for its host, or hosts.toml's header): using the next host", "host", m.host, "what", what, "err", err)
 		}

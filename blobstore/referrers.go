@@ -67,7 +67,7 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 				break
 			}
 			if merr != nil {
-				s.mirrorFailed(m, "list referrers of "+subject.String(), merr)
+				s.mirrorFailed(m, "", "list referrers of "+subject.String(), merr)
 				continue
 			}
 			s.mirrorAnswered(m, nil)
