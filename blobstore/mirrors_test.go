@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -592,4 +595,360 @@ func TestMirrorOriginUnreachable(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrUnreachable", name, err)
 		}
 	}
+}
+
+// writeServerHostsDir writes <dir>/<registry>/hosts.toml whose server is
+// another host, server (plain HTTP), and no mirror, and returns dir.
+func writeServerHostsDir(t testing.TB, registry, server string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, registry), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("server = %q\ncapabilities = [\"pull\", \"resolve\"]\n", "http://"+server)
+	if err := os.WriteFile(filepath.Join(dir, registry, "hosts.toml"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestServerCredentialsByHost: when hosts.toml's server is another host
+// than the reference's registry, the server gets the credentials the
+// keychain has for the server's host, never those of the reference's
+// registry; the reference's registry itself is not contacted.
+func TestServerCredentialsByHost(t *testing.T) {
+	t.Parallel()
+	serverReg, server := startFronted(t)
+	named := newTestHost(t, "") // the reference's registry: must see nothing
+	data := fixture.RandomBytes(101, 300_000)
+	desc := pushTo(t, data, serverReg)
+	dir := writeServerHostsDir(t, named.Host(), server.Host())
+	ref := named.Host() + "/" + mirrorRepo + ":any"
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("reader:s3cret"))
+
+	t.Run("credentials of the reference's registry", func(t *testing.T) {
+		before := len(server.Requests())
+		s, _ := openMirrored(t, ref, dir, Options{Keychain: originKeychain{host: named.Host()}})
+		mustReadAt(t, s, desc.Digest, data, 5, 100_000)
+		rs := server.Requests()[before:]
+		if g := server.BlobGets(desc.Digest); len(g) != 1 || g[0].Status != http.StatusPartialContent {
+			t.Fatalf("server got %d GETs of the blob, want 1 answered 206", len(g))
+		}
+		for _, r := range rs {
+			if a := r.Header.Get("Authorization"); a != "" {
+				t.Errorf("server got Authorization %q on %s %s: the reference's registry's credentials", a, r.Method, r.Path)
+			}
+		}
+	})
+
+	t.Run("credentials of the server", func(t *testing.T) {
+		before := len(server.BlobGets(desc.Digest))
+		s, _ := openMirrored(t, ref, dir, Options{Keychain: originKeychain{host: server.Host()}})
+		mustReadAt(t, s, desc.Digest, data, 7, 100_000)
+		g := server.BlobGets(desc.Digest)[before:]
+		if len(g) != 1 || g[0].Status != http.StatusPartialContent {
+			t.Fatalf("server got %d GETs of the blob, want 1 answered 206", len(g))
+		}
+		if a := g[0].Header.Get("Authorization"); a != basic {
+			t.Errorf("server's blob GET has Authorization %q, want the keychain's credentials for it", a)
+		}
+	})
+
+	if rs := named.Requests(); len(rs) != 0 {
+		t.Errorf("the reference's registry got %d requests (first %s %s), want none: hosts.toml names another server", len(rs), rs[0].Method, rs[0].Path)
+	}
+}
+
+// TestMirrorHeadersStayOnHost: a mirror's hosts.toml header and its
+// credentials go to the mirror only: not to the host a blob GET is
+// redirected to, nor to the token server of a mirror that asks for a
+// bearer token.
+func TestMirrorHeadersStayOnHost(t *testing.T) {
+	t.Parallel()
+	const secret = "X-Mirror-Secret"
+	data := fixture.RandomBytes(111, 2<<20+3)
+	_, origin := startFronted(t) // has nothing: the mirror must serve
+	header := map[string]string{secret: "m-secret"}
+
+	t.Run("redirect", func(t *testing.T) {
+		t.Parallel()
+		storeReg, storage := startFronted(t) // another host, serving the bytes
+		desc := pushTo(t, data, storeReg)
+		mirror := newTestHost(t, "")
+		mirror.Fake(desc.Digest, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://"+storage.Host()+r.URL.Path, http.StatusTemporaryRedirect)
+		})
+		s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any",
+			writeHostsDir(t, origin.Host(), mirrorSpec{host: mirror.Host(), header: header}),
+			Options{Keychain: originKeychain{host: mirror.Host()}})
+
+		mustReadAt(t, s, desc.Digest, data, 1<<20+9, 300_000)
+		mustReadAt(t, s, desc.Digest, data, 11, 50_000)
+		basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("reader:s3cret"))
+		mg := mirror.BlobGets(desc.Digest)
+		if len(mg) != 2 {
+			t.Fatalf("mirror got %d GETs of the blob, want 2", len(mg))
+		}
+		for _, r := range mg {
+			if r.Status != http.StatusTemporaryRedirect || r.Header.Get(secret) != "m-secret" || r.Header.Get("Authorization") != basic {
+				t.Errorf("mirror GET: answered %d, %s %q, Authorization %q; want 307 with the header and the keychain's credentials",
+					r.Status, secret, r.Header.Get(secret), r.Header.Get("Authorization"))
+			}
+		}
+		sg := storage.BlobGets(desc.Digest)
+		if len(sg) != 2 {
+			t.Fatalf("redirect target got %d GETs of the blob, want 2", len(sg))
+		}
+		for i, r := range sg {
+			if r.Status != http.StatusPartialContent || r.Header.Get("Range") != mg[i].Header.Get("Range") {
+				t.Errorf("redirect target GET %d: answered %d with Range %q, want 206 with the mirror's Range %q", i, r.Status, r.Header.Get("Range"), mg[i].Header.Get("Range"))
+			}
+		}
+		for _, r := range storage.Requests() {
+			if v := r.Header.Get(secret); v != "" {
+				t.Errorf("redirect target got %s %q on %s %s", secret, v, r.Method, r.Path)
+			}
+			if v := r.Header.Get("Authorization"); v != "" {
+				t.Errorf("redirect target got Authorization %q on %s %s", v, r.Method, r.Path)
+			}
+		}
+		if og := origin.Gets("blobs", ""); len(og) != 0 {
+			t.Errorf("origin got %d blob GETs, want none", len(og))
+		}
+	})
+
+	t.Run("token server", func(t *testing.T) {
+		t.Parallel()
+		const token = "tok-for-the-mirror"
+		d := digest.FromBytes(data)
+		tokenUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/token" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, `{"token":%q,"access_token":%q,"expires_in":300}`, token, token)
+		}))
+		t.Cleanup(tokenUp.Close)
+		tokens := newTestHost(t, tokenUp.Listener.Addr().String())
+		// By name: go-containerregistry refuses a realm that is a loopback
+		// or private IP literal, unless it is the registry's own host:port.
+		_, tokenPort, _ := net.SplitHostPort(tokens.Host())
+		challenge := fmt.Sprintf(`Bearer realm="http://localhost:%s/token",service="x"`, tokenPort)
+		mirrorUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer "+token {
+				w.Header().Set("WWW-Authenticate", challenge)
+				registryError(w, http.StatusUnauthorized)
+				return
+			}
+			if r.URL.Path == "/v2/" {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, "{}")
+				return
+			}
+			if _, got, ok := registrytest.ParseBlobPath(r.URL.Path); ok && got == d.String() {
+				rangesFake(data)(w, r)
+				return
+			}
+			registryError(w, http.StatusNotFound)
+		}))
+		t.Cleanup(mirrorUp.Close)
+		mirror := newTestHost(t, mirrorUp.Listener.Addr().String())
+		s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any",
+			writeHostsDir(t, origin.Host(), mirrorSpec{host: mirror.Host(), header: header}), Options{})
+
+		mustReadAt(t, s, d, data, 3, 200_000)
+		mg := mirror.BlobGets(d)
+		var served int
+		for _, r := range mg {
+			if r.Header.Get(secret) != "m-secret" {
+				t.Errorf("mirror blob GET without its header (%s %q)", secret, r.Header.Get(secret))
+			}
+			if r.Status == http.StatusPartialContent {
+				served++
+				if a := r.Header.Get("Authorization"); a != "Bearer "+token {
+					t.Errorf("mirror served a GET with Authorization %q", a)
+				}
+			}
+		}
+		if served != 1 {
+			t.Fatalf("mirror answered %d of %d blob GETs with 206, want 1", served, len(mg))
+		}
+		tr := tokens.Requests()
+		if len(tr) == 0 {
+			t.Fatal("the token server was not asked for a token")
+		}
+		for _, r := range tr {
+			if v := r.Header.Get(secret); v != "" {
+				t.Errorf("token server got %s %q on %s %s", secret, v, r.Method, r.Path)
+			}
+		}
+		if og := origin.Gets("blobs", ""); len(og) != 0 {
+			t.Errorf("origin got %d blob GETs, want none", len(og))
+		}
+	})
+}
+
+// distrustEnv is an origin and two mirrors, A then B, holding one blob,
+// and a Store through them whose first read (r1) A served and whose second
+// (r2) B served, A failing meanwhile (A answers again when it returns).
+type distrustEnv struct {
+	data           []byte
+	d              digest.Digest
+	origin, a, b   *testHost
+	s              *Store
+	r1, r2, rOther [2]int64 // off, n; rOther no mirror sent
+}
+
+func newDistrustEnv(t *testing.T, seed uint64) *distrustEnv {
+	t.Helper()
+	e := &distrustEnv{data: fixture.RandomBytes(seed, 2<<20)}
+	originReg, origin := startFronted(t)
+	mirrorReg := registrytest.Start(t)
+	e.d = pushTo(t, e.data, originReg, mirrorReg).Digest
+	e.origin, e.a, e.b = origin, newTestHost(t, mirrorReg.Host()), newTestHost(t, mirrorReg.Host())
+	e.s, _ = openMirrored(t, origin.Host()+"/"+mirrorRepo+":any",
+		writeHostsDir(t, origin.Host(), mirrorSpec{host: e.a.Host()}, mirrorSpec{host: e.b.Host()}), Options{})
+	e.r1, e.r2, e.rOther = [2]int64{0, 100_000}, [2]int64{1 << 20, 100_000}, [2]int64{1<<20 + 500_000, 50_000}
+
+	e.read(t, e.r1)
+	if len(e.a.BlobGets(e.d)) != 1 || len(e.b.BlobGets(e.d)) != 0 {
+		t.Fatal("the first read was not served by the first mirror")
+	}
+	e.a.Fake(e.d, statusFake(http.StatusServiceUnavailable))
+	e.read(t, e.r2)
+	if g := e.b.BlobGets(e.d); len(g) != 1 || g[0].Status != http.StatusPartialContent {
+		t.Fatalf("the second mirror got %d GETs, want 1 answered 206 while the first fails", len(g))
+	}
+	if len(e.origin.BlobGets(e.d)) != 0 {
+		t.Fatal("the origin was asked while a mirror served")
+	}
+	return e
+}
+
+func (e *distrustEnv) read(t *testing.T, r [2]int64) {
+	mustReadAt(t, e.s, e.d, e.data, r[0], int(r[1]))
+}
+
+// untilFromA reads r until mirror A serves it (A is up again once its
+// health allows a trial).
+func (e *distrustEnv) untilFromA(t *testing.T, r [2]int64) {
+	t.Helper()
+	served := len(e.a.BlobGets(e.d))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.read(t, r)
+		if g := e.a.BlobGets(e.d); len(g) > served && g[len(g)-1].Status == http.StatusPartialContent {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("mirror A is not used again")
+		}
+	}
+}
+
+// TestMirrorDistrustRange: Distrust blames the hosts that sent the range
+// in question: a range only mirror B sent passes over B (only) for the
+// blob; a range only the origin sent passes over no one (false); the
+// whole blob passes over every mirror that sent bytes of it.
+func TestMirrorDistrustRange(t *testing.T) {
+	t.Parallel()
+
+	t.Run("a range one mirror sent", func(t *testing.T) {
+		t.Parallel()
+		e := newDistrustEnv(t, 121)
+		if !e.s.Distrust(e.d, e.r2[0]+10, 1000) {
+			t.Fatal("Distrust of bytes mirror B sent = false, want true")
+		}
+		bGets := len(e.b.BlobGets(e.d))
+		e.read(t, e.r2) // A still fails: the origin
+		e.read(t, e.rOther)
+		if n := len(e.b.BlobGets(e.d)) - bGets; n != 0 {
+			t.Fatalf("mirror B got %d GETs of the blob after it was distrusted for it", n)
+		}
+		if og := len(e.origin.BlobGets(e.d)); og != 2 {
+			t.Fatalf("origin got %d GETs, want 2 (the distrusted range again, and another)", og)
+		}
+		if e.s.Distrust(e.d, e.rOther[0], e.rOther[1]) {
+			t.Error("Distrust of bytes only the origin sent = true, want false")
+		}
+		if e.s.Distrust(e.d, e.r2[0], e.r2[1]) {
+			t.Error("Distrust of bytes B sent, then the origin again, = true: the origin sent them last")
+		}
+		// A is not distrusted: once it answers again it serves the blob.
+		e.a.Fake(e.d, nil)
+		e.untilFromA(t, e.r2)
+		e.read(t, e.r1)
+		if n := len(e.b.BlobGets(e.d)) - bGets; n != 0 {
+			t.Fatalf("mirror B got %d GETs of the blob after it was distrusted for it", n)
+		}
+		if !e.s.Distrust(e.d, e.r1[0], e.r1[1]) {
+			t.Error("Distrust of bytes mirror A sent = false, want true")
+		}
+	})
+
+	t.Run("the whole blob", func(t *testing.T) {
+		t.Parallel()
+		e := newDistrustEnv(t, 122)
+		e.a.Fake(e.d, nil)
+		if !e.s.Distrust(e.d, 0, -1) {
+			t.Fatal("Distrust of the whole blob = false, want true")
+		}
+		aGets, bGets := len(e.a.BlobGets(e.d)), len(e.b.BlobGets(e.d))
+		// Past A's health wait, so that only distrust keeps it away.
+		for start := time.Now(); time.Since(start) < healthMax/4; time.Sleep(50 * time.Millisecond) {
+			e.read(t, e.r1)
+			if e.s.mirrors[0].health.usable() && time.Since(start) > 2*healthFirst {
+				break
+			}
+		}
+		if !e.s.mirrors[0].health.usable() {
+			t.Fatal("mirror A's health does not come back")
+		}
+		e.read(t, e.r1)
+		e.read(t, e.r2)
+		if a, b := len(e.a.BlobGets(e.d))-aGets, len(e.b.BlobGets(e.d))-bGets; a != 0 || b != 0 {
+			t.Fatalf("after Distrust of the whole blob, mirror A got %d GETs and B %d, want none", a, b)
+		}
+		if e.s.Distrust(e.d, 0, -1) {
+			t.Error("Distrust of the whole blob after the origin sent every range asked = true, want false")
+		}
+	})
+
+	t.Run("an answer in flight", func(t *testing.T) {
+		t.Parallel()
+		data := fixture.RandomBytes(123, 2<<20)
+		originReg, origin := startFronted(t)
+		desc := pushTo(t, data, originReg)
+		mirror := newTestHost(t, "")
+		mirror.Fake(desc.Digest, rangesFake(data))
+		s, _ := openMirrored(t, origin.Host()+"/"+mirrorRepo+":any", writeHostsDir(t, origin.Host(), mirrorSpec{host: mirror.Host()}), Options{})
+		mustReadAt(t, s, desc.Digest, data, 0, 100_000)
+
+		arrived, release := make(chan struct{}), make(chan struct{})
+		mirror.Fake(desc.Digest, func(w http.ResponseWriter, r *http.Request) {
+			close(arrived)
+			<-release
+			rangesFake(data)(w, r)
+		})
+		readDone := make(chan error, 1)
+		go func() { readDone <- readAt(t, s, desc.Digest, data, 1<<20, 100_000) }()
+		<-arrived
+		if !s.Distrust(desc.Digest, 0, 100_000) {
+			t.Fatal("Distrust of bytes the mirror sent = false, want true")
+		}
+		close(release) // it answers 206 now
+		if err := <-readDone; err != nil {
+			t.Fatalf("the read in flight: %v", err)
+		}
+		mirror.Fake(desc.Digest, rangesFake(data))
+		gets := len(mirror.BlobGets(desc.Digest))
+		mustReadAt(t, s, desc.Digest, data, 0, 100_000)
+		mustReadAt(t, s, desc.Digest, data, 1<<20, 100_000)
+		if n := len(mirror.BlobGets(desc.Digest)) - gets; n != 0 {
+			t.Fatalf("the mirror got %d GETs of the blob after it was distrusted: its 206 in flight brought it back", n)
+		}
+		if og := len(origin.BlobGets(desc.Digest)); og != 2 {
+			t.Fatalf("origin got %d GETs, want 2", og)
+		}
+	})
 }
