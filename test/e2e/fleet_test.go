@@ -225,7 +225,7 @@ func TestFleetWarmMirror(t *testing.T) {
 // fillingAllowance is what one answer of Distribution 2.8 during a fill
 // may cost the origin: it fetches the blob once more for each request
 // that arrives meanwhile, until it notices the client hung up. Measured
-// here: about 300 KB on an idle machine; 1.4 to 5 MiB with 20 mounts
+// here: about 300 KB on an idle machine; 1 to 5 MiB with 20 mounts
 // reading at once on 2 cores, which starve the mirror of CPU.
 const fillingAllowance = 8 << 20
 
