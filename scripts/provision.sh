@@ -64,6 +64,7 @@ PACKAGES=(
 	mtools          # mcopy: files into a FAT image without mounting it
 	fdisk           # sfdisk: GPT and MBR partition tables of the browsing fixtures
 	lz4             # lz4 -l: initramfs archives compressed with lz4
+	docker-registry # CNCF Distribution 2.8: the pull-through cache of the fleet tests (run by the tests, not as a service)
 )
 
 # missing_packages prints, one a line, the PACKAGES dpkg does not have installed.
@@ -113,6 +114,11 @@ install_packages() {
 	if [ "${#still[@]}" -ne 0 ]; then
 		echo "provision: still missing after install: ${still[*]}" >&2
 		exit 1
+	fi
+	# The tests start docker-registry themselves; the service the package
+	# may have started would hold port 5000 for nothing.
+	if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+		quiet $SUDO systemctl disable --now docker-registry
 	fi
 }
 
