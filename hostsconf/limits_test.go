@@ -53,9 +53,6 @@ func TestCheckLimits(t *testing.T) {
 // The worst a file within the limits can do stays cheap: nesting and key
 // depth at the limits, repeated to the size limit.
 func TestParseWorstCaseCost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("parses several MiB")
-	}
 	inline := "x = " + strings.Repeat("{b=", maxNesting-1) + "1" + strings.Repeat("}", maxNesting-1) + "\n"
 	dotted := strings.Repeat("a.", maxKeyParts-2) + "k%d = 1\n"
 	var in, dk strings.Builder

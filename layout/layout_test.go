@@ -275,7 +275,7 @@ func TestResolve(t *testing.T) {
 		{"a layer's blob file is a FIFO", func(l *testLayout, d digest.Digest) {
 			os.Remove(l.blobPath(d))
 			if err := syscall.Mkfifo(l.blobPath(d), 0o644); err != nil {
-				t.Skip(err)
+				t.Fatalf("mkfifo: %v", err)
 			}
 		}, ErrInvalid, []string{"not a regular file"}},
 		{"a layer's blob file is a directory", func(l *testLayout, d digest.Digest) {
