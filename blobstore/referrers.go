@@ -53,27 +53,19 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 	}
 	descs, err := s.referrersAt(ctx, s.origin, subject, artifactType, attempts)
 	if err != nil && ctx.Err() == nil && transient(err) {
-		for _, m := range s.mirrors {
-			if !m.resolve {
-				continue
-			}
-			up, trial := m.health.admit()
-			if !up {
-				continue
-			}
-			d, merr := s.referrersAt(ctx, m, subject, artifactType, 1)
-			if merr != nil && ctx.Err() != nil {
-				m.health.release(trial)
-				break
-			}
-			if merr != nil {
-				s.mirrorFailed(m, "", "list referrers of "+subject.String(), merr)
-				continue
-			}
-			s.mirrorAnswered(m, nil)
-			s.log.Warn("registry cannot be reached: referrers listed by a mirror", "host", s.origin.host, "mirror", m.host, "err", err)
-			descs, err = d, nil
-			break
+		var fromMirror []ocispec.Descriptor
+		var mirror string
+		ok, merr := s.fromMirrors(ctx, true, "", "list referrers of "+subject.String(), func(ctx context.Context, m *endpoint) error {
+			var err error
+			fromMirror, err = s.referrersAt(ctx, m, subject, artifactType, 1)
+			mirror = m.host
+			return err
+		})
+		if ok {
+			s.log.Warn("registry cannot be reached: referrers listed by a mirror", "host", s.origin.host, "mirror", mirror, "err", err)
+			descs, err = fromMirror, nil
+		} else if merr != nil {
+			err = merr
 		}
 	}
 	if err != nil {
