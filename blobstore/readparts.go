@@ -163,10 +163,12 @@ func (s *Store) readAttempt(ctx context.Context, e *endpoint, rr *rangeRead, lea
 			if _, err := io.CopyN(io.Discard, body, first); err != nil {
 				return fmt.Errorf("read body of %s up to %s: %w", rr.d, rng, unexpectedEOF(err))
 			}
+			// The rest of the body is the blob from the range on: check it
+			// as a whole-blob answer for bytes 0..last-first.
 			resp.ContentLength -= first
-			body, first = io.LimitReader(body, resp.ContentLength), 0
+			body, first, last = io.LimitReader(body, resp.ContentLength), 0, last-first
 		}
-		body, avail, err := checkRangeAnswer(resp, body, first, last-rr.nextOff+first, rng)
+		body, avail, err := checkRangeAnswer(resp, body, first, last, rng)
 		if err != nil {
 			return err
 		}
